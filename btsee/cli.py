@@ -1,0 +1,73 @@
+"""The `btsee` command.
+
+    btsee run CONFIG --out DIR [--from STEP] [--to STEP] [--resume] [--force] [--device D]
+    btsee steps                      # list the steps
+    btsee config [CONFIG]            # print the (default or loaded) configuration as JSON
+
+Runs the same way on one CPU, one GPU, or under `torchrun --nproc_per_node=N -m btsee.cli run ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from btsee.config import Config, ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="btsee", description="Early-exit CNNs from training to FPGA.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the flow's steps for a configuration")
+    r.add_argument("config", type=Path, help="YAML or JSON configuration file")
+    r.add_argument("--out", type=Path, required=True, help="run folder (created if missing)")
+    r.add_argument("--from", dest="start", metavar="STEP", help="(re)run from this step on")
+    r.add_argument("--to", dest="stop", metavar="STEP", help="stop after this step")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted training from its last epoch checkpoint")
+    r.add_argument("--force", action="store_true", help="rerun steps even when up to date")
+    r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sub.add_parser("steps", help="list the steps in order")
+    c = sub.add_parser("config", help="print a configuration with all defaults filled in")
+    c.add_argument("config", type=Path, nargs="?")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from btsee.steps import STEPS
+
+    if args.command == "steps":
+        for s in STEPS:
+            print(f"{s.name:10s} {s.doc}")
+        return 0
+    try:
+        cfg = load_config(args.config) if getattr(args, "config", None) else Config()
+    except ConfigError as e:
+        print(f"btsee: config error: {e}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+
+    from btsee.flow import Context, FlowError, run_steps
+    from qat.data import DataError
+    from qat.distributed import init_distributed
+    from qat.train import CheckpointError
+
+    env = init_distributed(args.device)
+    log = print if env.is_main else (lambda _msg: None)
+    ctx = Context(config=cfg, out=args.out.resolve(), env=env, resume=args.resume, log=log)
+    try:
+        run_steps(STEPS, ctx, args.start, args.stop, args.force)
+    except (FlowError, DataError, CheckpointError, ConfigError) as e:
+        print(f"btsee: error: {e}", file=sys.stderr)
+        return 1
+    if env.is_main:
+        print(f"report: {ctx.out / 'report.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

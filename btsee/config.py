@@ -1,0 +1,223 @@
+"""The run configuration: one dataclass tree, loaded from YAML or JSON with strict checks.
+
+Every field is documented here; an unknown key or a value of the wrong type is a
+`ConfigError` naming the key (for example ``train.lr: expected float, got 'fast'``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration file is unreadable, has an unknown key or a value of the wrong type."""
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are split."""
+
+    dataset: str = "fashion-mnist"
+    """One of fashion-mnist (Debian's dataset-fashion-mnist), cifar10 (python batches),
+    cinic10 (ROOT/{train,valid,test}/<class>/*.png) or imagefolder (ROOT/<class>/*)."""
+    root: str | None = None
+    """Folder of the data set; null means the default (fashion-mnist only)."""
+    seed: int = 0
+    """Seed of the train/validation(/test) split."""
+    val_fraction: float = 0.1
+    """Share of the training images held out as validation (= calibration) set, for data
+    sets without a validation split of their own."""
+    test_fraction: float = 0.2
+    """Share held out for test, for an ImageFolder tree without split folders."""
+    pad_to_32: bool = True
+    """Zero-pad smaller images (Fashion-MNIST's 28x28) to 32x32."""
+    grayscale: bool = False
+    """Read ImageFolder/CINIC images as one grey channel instead of RGB."""
+    normalize: bool = False
+    """Subtract the training mean and divide by the std in front of the network. Float
+    research runs only: hardware models take pixel/255 (model.input_bits: 8)."""
+    limit_train: int | None = None
+    """Use only the first N images of the (seeded) training split; null = all."""
+    limit_val: int | None = None
+    """Use only the first N validation images; null = all."""
+    limit_test: int | None = None
+    """Use only the first N test images; null = all."""
+
+
+@dataclass
+class ModelConfig:
+    """The backbone."""
+
+    name: str = "cnv"
+    """cnv (FINN's CNV family), resnet8 or resnet18 (CIFAR stem)."""
+    width: float = 0.25
+    """Width multiplier of the channel counts."""
+    channels: list[int] | None = None
+    """Explicit channel counts overriding the width (cnv: 8, resnet8: 3, resnet18: 4)."""
+    weight_bits: int | None = 4
+    """Weight bits, 1..8 (1 = binary); null = float."""
+    act_bits: int | None = 4
+    """Activation bits, 1..8; null = float."""
+    input_bits: int | None = 8
+    """8: uint8 pixels at scale 1/255 (hardware); null: float input (research runs)."""
+
+
+@dataclass
+class TrainConfig:
+    """Backbone training."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    """Global batch size (split evenly over DDP processes)."""
+    optimizer: str = "adam"
+    """adam or sgd (momentum 0.9, Nesterov)."""
+    lr: float = 0.002
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    """cosine (to zero, after warm-up) or constant."""
+    warmup_epochs: float = 0.5
+    """Linear warm-up length, in epochs."""
+    augment: bool = True
+    """Random horizontal flips and shifts of up to 2 pixels."""
+    seed: int = 0
+    """Seed of initialisation, batch order and augmentation."""
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class Config:
+    """One run of the flow."""
+
+    name: str = "run"
+    """A label for the run (shown in reports)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section(self, name: str) -> Any:
+        return getattr(self, name)
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Checks `value` against the annotation `tp` and returns it (dataclasses built)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # X | None: X's own error names the inner key
+            return _convert(value, options[0], key)
+        for arg in options:
+            try:
+                return _convert(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {tp.__name__} fields, got {value!r}")
+        return _build(tp, value, key + ".")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp in (str, bool):
+        if isinstance(value, tp):
+            return value
+    else:
+        raise ConfigError(f"{key}: unsupported annotation {tp}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for k in values:
+        if k not in names:
+            raise ConfigError(f"{prefix}{k}: unknown key; {prefix.rstrip('.') or 'the top level'} "
+                              f"accepts {names}")
+    kwargs = {k: _convert(v, hints[k], prefix + k) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Builds a Config from plain data; missing keys take their defaults."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"the configuration must be a mapping, got {type(values).__name__}")
+    cfg = _build(Config, values)
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads a YAML (.yaml/.yml) or JSON configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    text = path.read_text()
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        else:
+            values = json.loads(text)
+    except Exception as e:  # the parsers' own error types differ
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.').upper()} ({e})") from e
+    try:
+        return config_from_dict(values)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+def validate(cfg: Config) -> None:
+    """Checks value ranges and combinations that types alone do not catch."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    _check(d.dataset in ("fashion-mnist", "cifar10", "cinic10", "imagefolder"),
+           f"data.dataset: unknown data set {d.dataset!r}")
+    _check(0.0 < d.val_fraction < 1.0, f"data.val_fraction: must be in (0, 1), got {d.val_fraction}")
+    _check(0.0 < d.test_fraction < 1.0, f"data.test_fraction: must be in (0, 1), got {d.test_fraction}")
+    for k in ("limit_train", "limit_val", "limit_test"):
+        v = getattr(d, k)
+        _check(v is None or v > 0, f"data.{k}: must be positive or null, got {v}")
+    _check(not (d.normalize and m.input_bits is not None),
+           "data.normalize: needs model.input_bits: null (hardware models take pixel/255)")
+    _check(m.name in ("cnv", "resnet8", "resnet18"), f"model.name: unknown backbone {m.name!r}")
+    _check(m.width > 0, f"model.width: must be positive, got {m.width}")
+    for k in ("weight_bits", "act_bits"):
+        v = getattr(m, k)
+        _check(v is None or 1 <= v <= 8, f"model.{k}: must be 1..8 or null, got {v}")
+    _check(m.input_bits in (None, 8), f"model.input_bits: must be 8 or null, got {m.input_bits}")
+    _check(t.epochs >= 1, f"train.epochs: must be at least 1, got {t.epochs}")
+    _check(t.batch_size >= 1, f"train.batch_size: must be at least 1, got {t.batch_size}")
+    _check(t.optimizer in ("adam", "sgd"), f"train.optimizer: adam or sgd, got {t.optimizer!r}")
+    _check(t.schedule in ("cosine", "constant"), f"train.schedule: cosine or constant, got {t.schedule!r}")
+    _check(t.lr > 0, f"train.lr: must be positive, got {t.lr}")

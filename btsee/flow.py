@@ -1,0 +1,129 @@
+"""The step mechanism: a named list of steps, `--from`/`--to`, skipping up-to-date steps.
+
+A step is a function `step(ctx) -> ctx` that reads and writes files in the run folder.
+It declares the config sections and the files of earlier steps it depends on, and the
+files it writes. Its fingerprint hashes those config sections and input files; a step
+whose outputs all exist and whose fingerprint matches the one recorded in
+`DIR/steps.json` when it last finished is skipped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from btsee.config import Config
+from qat.atomic import atomic_write_json
+from qat.distributed import DistEnv, barrier
+
+STATE = "steps.json"
+
+
+@dataclass
+class Context:
+    """What every step gets: the config, the run folder and the run's options."""
+
+    config: Config
+    out: Path
+    env: DistEnv
+    resume: bool = False
+    log: Callable[[str], None] = print
+    cache: dict = field(default_factory=dict)
+    """Objects shared between steps of one invocation (loaded data, models)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[Context], Context]
+    doc: str
+    sections: tuple[str, ...]
+    """Config sections the step's result depends on."""
+    inputs: tuple[str, ...] = ()
+    """Files of earlier steps it reads (relative to the run folder)."""
+    outputs: tuple[str, ...] = ()
+    """Files it writes (relative to the run folder)."""
+    all_ranks: bool = False
+    """Run on every DDP process (training); otherwise on rank 0 only."""
+
+
+class FlowError(Exception):
+    """The flow cannot run as asked (unknown step, missing inputs of a skipped step)."""
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(step: Step, ctx: Context) -> str:
+    """Hash of the step's config sections and the contents of its input files."""
+    cfg = ctx.config.to_dict()
+    h = hashlib.sha256(step.name.encode())
+    h.update(json.dumps({s: cfg[s] for s in step.sections}, sort_keys=True).encode())
+    for rel in step.inputs:
+        path = ctx.out / rel
+        if not path.exists():
+            raise FlowError(f"step {step.name!r} needs {path}, which no earlier step has written; "
+                            f"run the steps before it first")
+        h.update(rel.encode() + _file_digest(path).encode())
+    return h.hexdigest()
+
+
+def _read_state(out: Path) -> dict:
+    path = out / STATE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def is_up_to_date(step: Step, ctx: Context) -> bool:
+    if not all((ctx.out / o).exists() for o in step.outputs):
+        return False
+    recorded = _read_state(ctx.out).get(step.name, {}).get("fingerprint")
+    return recorded == fingerprint(step, ctx)
+
+
+def select(steps: list[Step], start: str | None, stop: str | None) -> list[Step]:
+    names = [s.name for s in steps]
+    for n in (start, stop):
+        if n is not None and n not in names:
+            raise FlowError(f"unknown step {n!r}; the steps are {names}")
+    i = names.index(start) if start else 0
+    j = names.index(stop) + 1 if stop else len(steps)
+    if i >= j:
+        raise FlowError(f"--from {start} comes after --to {stop}")
+    return steps[i:j]
+
+
+def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: str | None = None,
+              force: bool = False) -> Context:
+    """Runs the selected steps in order. Steps from `start` on (or all, with `force`) run
+    even when up to date; others are skipped when up to date."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    forced = force or start is not None
+    for step in select(steps, start, stop):
+        if not forced and is_up_to_date(step, ctx):
+            ctx.log(f"[{step.name}] up to date, skipped")
+            continue
+        barrier(ctx.env)
+        ctx.log(f"[{step.name}] {step.doc}")
+        t0 = time.time()
+        if step.all_ranks or ctx.env.is_main:
+            ctx = step.run(ctx)
+        barrier(ctx.env)
+        if ctx.env.is_main:
+            missing = [o for o in step.outputs if not (ctx.out / o).exists()]
+            if missing:
+                raise FlowError(f"step {step.name!r} finished without writing {missing}")
+            state = _read_state(ctx.out)
+            state[step.name] = {"fingerprint": fingerprint(step, ctx),
+                                "seconds": round(time.time() - t0, 2),
+                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            atomic_write_json(ctx.out / STATE, state)
+        ctx.log(f"[{step.name}] done in {time.time() - t0:.1f} s")
+    return ctx

@@ -1,0 +1,63 @@
+"""`DIR/report.json`, the run's one summary, and its rendering `DIR/report.md`.
+
+Steps merge their keys in with `update_report`; keys are added, never renamed
+(DESIGN.md §3 lists the ones other tools rely on).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from qat.atomic import atomic_write_json, atomic_write_text
+
+REPORT = "report.json"
+
+
+def read_report(out: Path) -> dict[str, Any]:
+    path = out / REPORT
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _merge(base: dict, new: dict) -> dict:
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+def update_report(out: Path, values: dict[str, Any]) -> dict[str, Any]:
+    """Merges `values` (nested dicts merge key by key) into report.json; rewrites report.md."""
+    report = _merge(read_report(out), values)
+    atomic_write_json(out / REPORT, report)
+    atomic_write_text(out / "report.md", render_markdown(report))
+    return report
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def _rows(prefix: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, dict):
+        rows = []
+        for k, v in value.items():
+            rows += _rows(f"{prefix}.{k}" if prefix else k, v)
+        return rows
+    return [(prefix, _fmt(value))]
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """A two-column table of every report key, then the plots the run folder holds."""
+    lines = [f"# Run report: {report.get('name', '')}", "", "| key | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in _rows("", report) if k != "name"]
+    plots = report.get("plots", {})
+    if plots:
+        lines += [""] + [f"![{k}]({v})" for k, v in plots.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Hardware side: QONNX export, FINN conversion, integer golden simulation, RTL, builds."""

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idempotent set-up: the Debian packages the flow needs, then .venv with exactly the pins
+# of requirements.lock and this project installed in editable mode. A second run checks
+# and changes nothing (a few seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(dataset-fashion-mnist iverilog yosys)
+PYTHON=${PYTHON:-python3.11}
+VENV=.venv
+STAMP="$VENV/.installed-lock"
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then apt=(apt-get)
+  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then apt=(sudo apt-get)
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them with:  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${missing[*]}"
+  "${apt[@]}" update -qq
+  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y -qq "${missing[@]}"
+fi
+
+if ! command -v "$PYTHON" >/dev/null; then
+  echo "setup: $PYTHON not found; DESIGN.md section 4 asks for Python 3.11 (set PYTHON=... to override)" >&2
+  exit 1
+fi
+[ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+
+want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  echo "setup: .venv is up to date"
+  exit 0
+fi
+echo "setup: installing the pinned Python packages into $VENV (torch comes from local disk, about a minute)"
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements.lock
+"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+"$VENV/bin/python" -c "import torch, brevitas, qonnx, finn, btsee" \
+  || { echo "setup: the installed packages do not import" >&2; exit 1; }
+echo "$want" > "$STAMP.tmp" && mv "$STAMP.tmp" "$STAMP"
+echo "setup: done"

@@ -1,0 +1,64 @@
+"""Shared fixtures: real Fashion-MNIST from the Debian package, and one tiny trained run.
+
+`tiny_run` trains a small W4A4 CNV on a few hundred real images in seconds, once per
+session; later tests reuse its run folder instead of training again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qat.data import FASHION_MNIST_ROOT, load_fashion_mnist  # noqa: E402
+
+TINY_CONFIG = {
+    "name": "tiny",
+    "data": {"limit_train": 512, "limit_val": 256, "limit_test": 256},
+    "model": {"name": "cnv", "width": 0.125, "weight_bits": 4, "act_bits": 4},
+    "train": {"epochs": 2, "batch_size": 64, "lr": 0.005, "warmup_epochs": 0.0},
+}
+
+
+def write_config(path: Path, values: dict) -> Path:
+    path.write_text(json.dumps(values, indent=2))
+    return path
+
+
+def btsee(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Runs the btsee command in a fresh interpreter; returns the completed process."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "btsee.cli", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=check, **kw)
+
+
+@pytest.fixture(scope="session")
+def fmnist():
+    """The real Fashion-MNIST train/test sets (the Debian package is installed by make setup)."""
+    if not FASHION_MNIST_ROOT.is_dir():
+        pytest.fail(f"{FASHION_MNIST_ROOT} missing: run `make setup` (installs dataset-fashion-mnist)")
+    return load_fashion_mnist(FASHION_MNIST_ROOT)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A run folder with the data and backbone steps done on the tiny config."""
+    d = tmp_path_factory.mktemp("tiny_run")
+    cfg = write_config(d / "tiny.json", TINY_CONFIG)
+    btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")
+    return d / "run"
+
+
+@pytest.fixture
+def tiny_run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the tiny run folder that a test may change."""
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst)
+    return dst

@@ -1,0 +1,65 @@
+"""Config loading: defaults, YAML and JSON, and errors that name the key."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from btsee.config import Config, ConfigError, config_from_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_configs_load():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        cfg = load_config(path)
+        assert isinstance(cfg, Config)
+    default = load_config(ROOT / "configs" / "default.yaml")
+    assert default.data.dataset == "fashion-mnist"
+    assert (default.model.name, default.model.weight_bits, default.model.act_bits) == ("cnv", 4, 4)
+
+
+def test_json_and_yaml_agree(tmp_path):
+    values = {"model": {"width": 0.5, "channels": [1, 2, 3, 4, 5, 6, 7, 8]}, "train": {"epochs": 3}}
+    (tmp_path / "a.json").write_text(json.dumps(values))
+    (tmp_path / "a.yaml").write_text("model:\n  width: 0.5\n  channels: [1, 2, 3, 4, 5, 6, 7, 8]\n"
+                                     "train:\n  epochs: 3\n")
+    assert load_config(tmp_path / "a.json") == load_config(tmp_path / "a.yaml")
+
+
+@pytest.mark.parametrize("values, key", [
+    ({"trian": {}}, "trian"),
+    ({"train": {"lrr": 0.1}}, "train.lrr"),
+    ({"model": {"width": "wide"}}, "model.width"),
+    ({"train": {"epochs": 2.5}}, "train.epochs"),
+    ({"train": {"augment": 1}}, "train.augment"),
+    ({"model": {"channels": [1, "x"]}}, "model.channels[1]"),
+    ({"model": {"weight_bits": 9}}, "model.weight_bits"),
+    ({"data": {"normalize": True}}, "data.normalize"),
+    ({"data": "fashion"}, "data"),
+])
+def test_errors_name_the_key(values, key):
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(values)
+    assert str(e.value).startswith(key + ":"), str(e.value)
+
+
+def test_file_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"train": {"lr": "fast"}}))
+    with pytest.raises(ConfigError, match=r"wrong.json: train.lr"):
+        load_config(wrong)
+
+
+def test_null_and_float_from_int():
+    cfg = config_from_dict({"model": {"weight_bits": None, "act_bits": None, "input_bits": None,
+                                      "width": 1}, "data": {"normalize": True}})
+    assert cfg.model.weight_bits is None and cfg.model.width == 1.0
+    assert isinstance(cfg.model.width, float)

@@ -1,0 +1,98 @@
+"""The step mechanism and the `btsee` command on the tiny run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from btsee.config import Config
+from btsee.flow import Context, FlowError, Step, run_steps, select
+from conftest import TINY_CONFIG, btsee, write_config
+from qat.distributed import DistEnv
+
+
+def test_report_has_the_foundation_keys(tiny_run):
+    report = json.loads((tiny_run / "report.json").read_text())
+    assert report["dataset"] == "fashion-mnist"
+    assert report["model"]["name"] == "cnv"
+    assert report["bits"] == {"weight": 4, "act": 4, "input": 8}
+    assert 0.0 <= report["accuracy"]["backbone"] <= 1.0
+    assert report["model"]["macs"] == sum(report["model"]["segment_macs"].values())
+    assert report["data"]["sizes"] == {"train": 512, "val": 256, "test": 256}
+    for rel in ("report.md", "data/samples.png", "backbone/training.png", "backbone/model.pt"):
+        assert (tiny_run / rel).exists(), rel
+    assert not list(tiny_run.rglob("*.tmp")), "no temporary files are left behind"
+
+
+def test_up_to_date_steps_are_skipped(tiny_run_copy, tmp_path):
+    cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
+    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu").stdout
+    assert "[data] up to date, skipped" in out
+    assert "[backbone] up to date, skipped" in out
+
+
+def test_changed_training_reruns_only_the_backbone(tiny_run_copy, tmp_path):
+    values = json.loads(json.dumps(TINY_CONFIG))
+    values["train"]["epochs"] = 1
+    cfg = write_config(tmp_path / "changed.json", values)
+    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu").stdout
+    assert "[data] up to date, skipped" in out
+    assert "[backbone] train the quantized backbone" in out
+    history = json.loads((tiny_run_copy / "backbone" / "history.json").read_text())
+    assert len(history) == 1
+
+
+def test_from_and_to_select_steps(tiny_run_copy, tmp_path):
+    cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
+    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "data", "--to", "data",
+                "--device", "cpu").stdout
+    assert "[data] load the data set" in out and "[backbone]" not in out
+
+
+def test_unknown_step_and_bad_config_are_clear_errors(tmp_path):
+    cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
+    r = btsee("run", str(cfg), "--out", str(tmp_path / "x"), "--from", "nosuch", check=False)
+    assert r.returncode == 1 and "unknown step 'nosuch'" in r.stderr
+    bad = write_config(tmp_path / "bad.json", {"train": {"epoch": 3}})
+    r = btsee("run", str(bad), "--out", str(tmp_path / "x"), check=False)
+    assert r.returncode == 2 and "train.epoch: unknown key" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    cfg = write_config(tmp_path / "c.json", {"data": {"root": str(tmp_path / "nothing")}})
+    r = btsee("run", str(cfg), "--out", str(tmp_path / "x"), check=False)
+    assert r.returncode == 1
+    assert str(tmp_path / "nothing") in r.stderr and "dataset-fashion-mnist" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_step_without_its_input_is_named(tmp_path):
+    calls = []
+
+    def noop(ctx):
+        calls.append(ctx)
+        return ctx
+
+    steps = [Step("a", noop, "a", ("train",), outputs=()),
+             Step("b", noop, "b", ("train",), inputs=("a/out.bin",), outputs=())]
+    ctx = Context(Config(), tmp_path, DistEnv(0, 1, None), log=lambda _m: None)
+    with pytest.raises(FlowError, match="a/out.bin"):
+        run_steps(steps, ctx, start="b")
+    assert [s.name for s in select(steps, None, "a")] == ["a"]
+    with pytest.raises(FlowError, match="comes after"):
+        select(steps, "b", "a")
+
+
+def test_steps_command_lists_the_steps():
+    out = btsee("steps").stdout.split("\n")
+    assert [line.split()[0] for line in out if line.strip()] == ["data", "backbone"]
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "btsee"
+    r = subprocess.run([str(script), "steps"], capture_output=True, text=True)
+    assert r.returncode == 0 and "backbone" in r.stdout
