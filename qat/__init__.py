@@ -2,3 +2,8 @@
 
 Imports torch and brevitas; depends on `calib` only.
 """
+import logging
+
+# Brevitas imports torch.utils.cpp_extension, which warns on every start that a CPU-only
+# machine has no CUDA runtime; that says nothing to a user of this toolkit.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)

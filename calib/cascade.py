@@ -1,0 +1,82 @@
+"""Running a cascade of exits and measuring it: accuracy, exit fractions, MAC fraction,
+and the oracle bound. Numpy only.
+
+Exit k (0-based) sits after backbone segment `point_macs[k]`; a sample leaving at exit k
+pays the backbone MACs up to that point plus the MACs of heads 0..k. A sample that no
+head takes pays the whole backbone and every head (index K = the final classifier).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calib.rules import exits
+
+
+@dataclass(frozen=True)
+class Costs:
+    """MACs per sample: the whole backbone, the backbone up to each exit, each head."""
+
+    backbone: int
+    to_exit: tuple[int, ...]
+    heads: tuple[int, ...]
+
+    def per_exit(self) -> np.ndarray:
+        """(K+1,) MACs of a sample leaving at exit k (last entry: the final classifier)."""
+        head_cum = np.cumsum(self.heads)
+        leave = [self.to_exit[k] + head_cum[k] for k in range(len(self.heads))]
+        return np.asarray(leave + [self.backbone + (head_cum[-1] if len(self.heads) else 0)],
+                          np.float64)
+
+
+def run_cascade(head_pred: list[np.ndarray], head_score: list[np.ndarray],
+                thresholds: list[np.ndarray], final_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (exit index (N,), prediction (N,)): each sample leaves at the first head whose
+    score clears the threshold of its predicted class, else at the final classifier (K)."""
+    n = len(final_pred)
+    k = len(head_pred)
+    exit_at = np.full(n, k, np.int64)
+    pred = final_pred.copy()
+    open_ = np.ones(n, bool)
+    for j in range(k):
+        take = open_ & exits(head_score[j], head_pred[j], thresholds[j])
+        exit_at[take] = j
+        pred[take] = head_pred[j][take]
+        open_ &= ~take
+    return exit_at, pred
+
+
+def summarize(exit_at: np.ndarray, pred: np.ndarray, labels: np.ndarray, costs: Costs,
+              num_classes: int) -> dict:
+    """Accuracy, exit fraction per exit and per true class, MAC fraction of a cascade."""
+    k1 = len(costs.heads) + 1
+    n = len(labels)
+    per_exit = np.bincount(exit_at, minlength=k1) / max(1, n)
+    by_class = np.zeros((k1, num_classes))
+    for c in range(num_classes):
+        sel = labels == c
+        if sel.any():
+            by_class[:, c] = np.bincount(exit_at[sel], minlength=k1) / sel.sum()
+    macs = costs.per_exit()[exit_at]
+    return {"accuracy": float((pred == labels).mean()) if n else float("nan"),
+            "exit_fraction": per_exit.tolist(),
+            "exit_fraction_by_class": by_class.tolist(),
+            "mac_fraction": float(macs.mean() / costs.backbone) if n else float("nan")}
+
+
+def oracle(head_pred: list[np.ndarray], final_pred: np.ndarray, labels: np.ndarray,
+           costs: Costs, num_classes: int) -> dict:
+    """The limit of any thresholds on these heads: every sample leaves at the first head
+    that is right (else at the final classifier)."""
+    n = len(labels)
+    k = len(head_pred)
+    exit_at = np.full(n, k, np.int64)
+    pred = final_pred.copy()
+    open_ = np.ones(n, bool)
+    for j in range(k):
+        take = open_ & (head_pred[j] == labels)
+        exit_at[take] = j
+        pred[take] = head_pred[j][take]
+        open_ &= ~take
+    return summarize(exit_at, pred, labels, costs, num_classes)

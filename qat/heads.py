@@ -1,0 +1,63 @@
+"""Lightweight 1D-convolution exit heads (DESIGN.md §6, our choice of layout).
+
+    features (N, C, H, W)
+    -> optional 1x1 QuantConv2d channel reduction + BN + QuantReLU
+    -> row pool MaxPool2d((H, 1))                      (N, C', 1, W)
+    -> one or more QuantConv2d (1, 3) + BN + QuantReLU   a 1D conv along the width
+    -> MaxPool2d((1, W'))                              (N, C'', 1, 1)
+    -> flatten -> QuantLinear (no bias, one positive per-tensor weight scale)
+
+4D tensors throughout, no reshapes, max pools only: every layer maps to a FINN HW
+layer. The last layer's logits are integers times one scale, so the top-2 margin of
+the float logits orders samples exactly as the integer margin does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from qat import quant
+from qat.macs import count_macs
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    in_shape: tuple[int, int, int]
+    """(C, H, W) of the exit point's features."""
+    num_classes: int
+    reduce_channels: int | None = 8
+    """1x1 reduction to this many channels first; None keeps C."""
+    conv_channels: tuple[int, ...] = (16,)
+    """Output channels of each (1, 3) convolution."""
+    weight_bits: int | None = 4
+    act_bits: int | None = 4
+
+
+class ExitHead(nn.Module):
+    def __init__(self, spec: HeadSpec):
+        super().__init__()
+        self.spec = spec
+        c, h, w = spec.in_shape
+        layers: list[nn.Module] = []
+        if spec.reduce_channels is not None:
+            layers += [quant.conv2d(c, spec.reduce_channels, 1, spec.weight_bits),
+                       nn.BatchNorm2d(spec.reduce_channels), quant.relu(spec.act_bits)]
+            c = spec.reduce_channels
+        layers.append(nn.MaxPool2d((h, 1)))  # (N, C, 1, W)
+        for cout in spec.conv_channels:
+            if w < 3:
+                raise ValueError(f"exit head: features of width {w} are too narrow for a (1, 3) conv")
+            layers += [quant.conv2d(c, cout, (1, 3), spec.weight_bits),
+                       nn.BatchNorm2d(cout), quant.relu(spec.act_bits)]
+            c, w = cout, w - 2
+        layers += [nn.MaxPool2d((1, w)), nn.Flatten()]  # (N, C)
+        self.body = nn.Sequential(*layers)
+        self.classifier = quant.linear(c, spec.num_classes, spec.weight_bits, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
+        return self.classifier(self.body(x))
+
+    def macs(self) -> int:
+        return count_macs(self, torch.rand(1, *self.spec.in_shape))
