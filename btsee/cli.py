@@ -1,6 +1,7 @@
 """The `btsee` command.
 
     btsee run CONFIG --out DIR [--from STEP] [--to STEP] [--resume] [--force] [--device D]
+    btsee sweep CONFIG --out DIR     # bts vs joint vs global threshold over the sweep section
     btsee steps                      # list the steps
     btsee config [CONFIG]            # print the (default or loaded) configuration as JSON
 
@@ -28,6 +29,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue an interrupted training from its last epoch checkpoint")
     r.add_argument("--force", action="store_true", help="rerun steps even when up to date")
     r.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    w = sub.add_parser("sweep", help="compare bts, joint and the global threshold over the "
+                                     "config's sweep section (trains the backbone first if needed)")
+    w.add_argument("config", type=Path)
+    w.add_argument("--out", type=Path, required=True, help="run folder (its backbone is reused)")
+    w.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sub.add_parser("steps", help="list the steps in order")
     c = sub.add_parser("config", help="print a configuration with all defaults filled in")
     c.add_argument("config", type=Path, nargs="?")
@@ -58,8 +64,17 @@ def main(argv: list[str] | None = None) -> int:
 
     env = init_distributed(args.device)
     log = print if env.is_main else (lambda _msg: None)
-    ctx = Context(config=cfg, out=args.out.resolve(), env=env, resume=args.resume, log=log)
+    ctx = Context(config=cfg, out=args.out.resolve(), env=env, resume=getattr(args, "resume", False),
+                  log=log)
     try:
+        if args.command == "sweep":
+            from btsee.sweep import run_sweep
+
+            summary = run_sweep(ctx)
+            print(json.dumps({k: summary[k] for k in ("chosen_on_validation", "bts_vs_joint", "seconds")},
+                             indent=2))
+            print(f"sweep: {ctx.out / 'sweep' / 'sweep.md'}")
+            return 0
         run_steps(STEPS, ctx, args.start, args.stop, args.force)
     except (FlowError, DataError, CheckpointError, ConfigError) as e:
         print(f"btsee: error: {e}", file=sys.stderr)

@@ -91,6 +91,69 @@ class TrainConfig:
 
 
 @dataclass
+class ExitsConfig:
+    """Exit heads and how they are trained (BTS-EE or the joint baseline)."""
+
+    points: list[str] = field(default_factory=lambda: ["block1", "block2", "block3"])
+    """Exit points that get a head, in backbone order (see `btsee run --to backbone` and
+    report.json model.exit_points)."""
+    method: str = "bts"
+    """bts (boosted: head k trains on what heads before it pass on) or joint (all data)."""
+    target: str = "backbone"
+    """Training target: backbone (its argmax, the paper's v1) or labels (ground truth)."""
+    soft_weights: bool = False
+    """v2 option: importance weights sigmoid-smoothed from the earlier exits' decisions
+    instead of dropping the exited samples."""
+    soft_temperature: float = 1.0
+    """Temperature of that sigmoid, in score units."""
+    distill_temperature: float | None = None
+    """v2 option: train on temperature-scaled KL to the backbone's softmax (e.g. 2.0)."""
+    reduce_channels: int | None = 8
+    """1x1 reduction of the features to this many channels before the row pool; null = none."""
+    conv_channels: list[int] = field(default_factory=lambda: [16])
+    """Channels of each (1, 3) convolution of a head."""
+    epochs: int = 4
+    batch_size: int = 256
+    lr: float = 0.003
+    seed: int = 0
+    max_head_mac_fraction: float = 0.05
+    """Each head may cost at most this share of the backbone's MACs (an error names the head)."""
+
+
+@dataclass
+class CalibrationConfig:
+    """How exit thresholds are chosen on the validation split."""
+
+    policy: str = "cpm"
+    """cpm (per-class, anchored at the backbone's per-class precision) or global
+    (one max-softmax threshold per exit, BranchyNet style)."""
+    score: str = "margin"
+    """margin (top-2 logit margin: integer in hardware) or softmax (max softmax)."""
+    margin: float = 0.01
+    """CPM: precision a class may lose against the backbone's."""
+    margin_mode: str = "additive"
+    """additive (anchor - margin) or multiplicative ((1 - margin) * anchor)."""
+    min_support: int = 20
+    """CPM: fewest validation samples a class threshold may rest on."""
+    global_threshold: float = 0.9
+    """global policy: the threshold on the score."""
+
+
+@dataclass
+class SweepConfig:
+    """`btsee sweep`: every combination is one configuration per method."""
+
+    margins: list[float] = field(default_factory=lambda: [0.0, 0.01, 0.02, 0.04])
+    point_sets: list[list[str]] = field(default_factory=lambda: [
+        ["block1", "block2"], ["block1", "block3"], ["block2", "block3"], ["block1", "block2", "block3"]])
+    conv_channels: list[int] = field(default_factory=lambda: [8, 16])
+    """Head widths: channels of the single (1, 3) convolution."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    global_thresholds: list[float] = field(default_factory=lambda: [0.8, 0.9, 0.95, 0.99])
+    """Max-softmax thresholds of the global baseline (one per exit, shared)."""
+
+
+@dataclass
 class Config:
     """One run of the flow."""
 
@@ -99,6 +162,9 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    exits: ExitsConfig = field(default_factory=ExitsConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -221,3 +287,16 @@ def validate(cfg: Config) -> None:
     _check(t.optimizer in ("adam", "sgd"), f"train.optimizer: adam or sgd, got {t.optimizer!r}")
     _check(t.schedule in ("cosine", "constant"), f"train.schedule: cosine or constant, got {t.schedule!r}")
     _check(t.lr > 0, f"train.lr: must be positive, got {t.lr}")
+    e, c = cfg.exits, cfg.calibration
+    _check(len(e.points) >= 1, "exits.points: name at least one exit point")
+    _check(len(set(e.points)) == len(e.points), f"exits.points: repeated point in {e.points}")
+    _check(e.method in ("bts", "joint"), f"exits.method: bts or joint, got {e.method!r}")
+    _check(e.target in ("backbone", "labels"), f"exits.target: backbone or labels, got {e.target!r}")
+    _check(len(e.conv_channels) >= 1, "exits.conv_channels: at least one (1, 3) convolution")
+    _check(e.epochs >= 1, f"exits.epochs: must be at least 1, got {e.epochs}")
+    _check(0 < e.max_head_mac_fraction <= 1, "exits.max_head_mac_fraction: must be in (0, 1]")
+    _check(c.policy in ("cpm", "global"), f"calibration.policy: cpm or global, got {c.policy!r}")
+    _check(c.score in ("margin", "softmax"), f"calibration.score: margin or softmax, got {c.score!r}")
+    _check(c.margin_mode in ("additive", "multiplicative"),
+           f"calibration.margin_mode: additive or multiplicative, got {c.margin_mode!r}")
+    _check(c.min_support >= 1, f"calibration.min_support: must be at least 1, got {c.min_support}")

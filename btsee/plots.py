@@ -52,3 +52,44 @@ def training_curves(history: list[dict], path: Path) -> Path:
     for ax in (a, b):
         ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def exits_by_class(fractions: np.ndarray, points: list[str], classes: list[str], path: Path) -> Path:
+    """Stacked bars: for each true class, the share of test samples leaving at each exit.
+
+    fractions (K+1, C): rows are exits in order, the last row the final classifier."""
+    k1, c = fractions.shape
+    fig, ax = plt.subplots(figsize=(max(6, c * 0.7), 3.6))
+    bottom = np.zeros(c)
+    labels = [f"exit {i + 1} ({p})" for i, p in enumerate(points)] + ["final classifier"]
+    for i in range(k1):
+        ax.bar(np.arange(c), fractions[i], bottom=bottom, label=labels[i])
+        bottom += fractions[i]
+    ax.set_xticks(np.arange(c), classes, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("share of test samples")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1, 1))
+    ax.set_title("where each class leaves the network")
+    return _save(fig, path)
+
+
+def sweep_pareto(rows: list[dict], backbone_test: float, path: Path) -> Path:
+    """Test accuracy against MAC fraction for every sweep row, one colour per method."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    style = {"bts": ("tab:blue", "o"), "joint": ("tab:orange", "s"), "global": ("tab:green", "^"),
+             "oracle": ("tab:gray", "x")}
+    for method, (color, marker) in style.items():
+        pts = [(r["test_mac_fraction"], r["test_accuracy"]) for r in rows if r["method"] == method]
+        if pts:
+            x, y = zip(*pts)
+            ax.scatter(x, np.asarray(y) * 100, s=16, c=color, marker=marker, label=method, alpha=0.7)
+    for drop, ls in ((1, "--"), (2, ":")):
+        ax.axhline((backbone_test * 100) - drop, color="k", ls=ls, lw=0.8, label=f"backbone - {drop} pt")
+    ax.axhline(backbone_test * 100, color="k", lw=1.0, label="backbone")
+    ax.set_xlabel("expected MACs / backbone MACs (test)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(max(0, backbone_test * 100 - 8), min(100, backbone_test * 100 + 5))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("early exits: accuracy against compute")
+    return _save(fig, path)

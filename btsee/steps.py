@@ -1,20 +1,30 @@
 """The flow's steps, in order. Each step reads and writes files in the run folder.
 
-Steps: data, backbone. (Later steps arrive with their issues; only working steps are
-listed.)
+Steps: data, backbone, exits, calibrate, evaluate. (Later steps arrive with their
+issues; only working steps are listed.)
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from btsee.config import ConfigError
 from btsee.flow import Context, Step, fingerprint
-from btsee.report import update_report
+from btsee.report import read_report, update_report
+from calib.cascade import Costs, calibrate_in_sequence, cascade_from_logits, oracle, summarize
+from calib.cpm import CalibrationPolicy, class_precision
+from calib.rules import predicted_class
 from qat import data as data_mod
-from qat.atomic import atomic_write, atomic_write_json
+from qat.atomic import atomic_torch_save, atomic_write, atomic_write_json
+from qat.exit_training import HeadTraining, SplitData, fit_exits, head_logits
+from qat.feature_cache import build_cache
+from qat.heads import ExitHead, HeadSpec
 from qat.models import Backbone, ModelSpec, build_backbone, load_backbone, save_backbone
 from qat.train import InputScaling, accuracy, train
 
@@ -23,6 +33,10 @@ DATA_SUMMARY = "data/summary.json"
 BACKBONE_FILE = "backbone/model.pt"
 BACKBONE_CHECKPOINT = "backbone/checkpoint.pt"
 BACKBONE_HISTORY = "backbone/history.json"
+HEADS_FILE = "exits/heads.pt"
+LOGITS_FILE = "exits/logits.npz"
+THRESHOLDS_FILE = "calibrate/thresholds.json"
+EVALUATION_FILE = "evaluate/evaluation.json"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -139,11 +153,188 @@ def step_backbone(ctx: Context) -> Context:
     return ctx
 
 
+def policy(ctx: Context) -> CalibrationPolicy:
+    c = ctx.config.calibration
+    return CalibrationPolicy(c.policy, c.score, c.margin, c.margin_mode, c.min_support,
+                             c.global_threshold)
+
+
+def head_training(ctx: Context) -> HeadTraining:
+    e = ctx.config.exits
+    return HeadTraining(e.method, e.target, e.soft_weights, e.soft_temperature,
+                        e.distill_temperature, e.epochs, e.batch_size, e.lr, e.seed)
+
+
+def head_specs(ctx: Context, model: Backbone, points: list[str], conv_channels: list[int]
+               ) -> list[HeadSpec]:
+    """One head spec per point; an error names a head over the MAC budget."""
+    e = ctx.config.exits
+    shapes = model.exit_point_shapes()
+    unknown = [p for p in points if p not in shapes]
+    if unknown:
+        raise ConfigError(f"exits.points: {unknown} are not exit points of this "
+                          f"{model.spec.name}; it has {model.exit_points}")
+    order = [model.exit_points.index(p) for p in points]
+    if order != sorted(order):
+        raise ConfigError(f"exits.points: {points} are not in backbone order {model.exit_points}")
+    total = sum(model.segment_macs().values())
+    specs = []
+    for p in points:
+        spec = HeadSpec(shapes[p], model.spec.num_classes, e.reduce_channels, tuple(conv_channels),
+                        model.spec.weight_bits, model.spec.act_bits)
+        macs = ExitHead(spec).macs()
+        if macs > e.max_head_mac_fraction * total:
+            raise ConfigError(f"exits: the head at {p} costs {macs:,} MACs, "
+                              f"{macs / total:.1%} of the backbone, over exits.max_head_mac_fraction "
+                              f"{e.max_head_mac_fraction:.0%}; lower exits.reduce_channels or conv_channels")
+        specs.append(spec)
+    return specs
+
+
+def split_data(ctx: Context, points: list[str]) -> dict[str, SplitData]:
+    """Cached exit-point features, backbone logits and labels of train/val/test."""
+    key = ("split_data", tuple(points))
+    if key not in ctx.cache:
+        splits, model, scaling = load_splits(ctx), backbone(ctx), input_scaling(ctx)
+        out = {}
+        for name in ("train", "val", "test"):
+            part = getattr(splits, name)
+            bar = lambda it, name=name: tqdm(it, desc=f"features {name}", disable=None,  # noqa: E731
+                                             leave=False, unit="batch")
+            feats, logits = build_cache(model, part, points, scaling, progress=bar)
+            out[name] = SplitData(feats, logits, part.labels)
+        ctx.cache[key] = out
+    return ctx.cache[key]
+
+
+def step_exits(ctx: Context) -> Context:
+    """Trains the exit heads on cached features (BTS-EE or joint), calibrating as it goes."""
+    e = ctx.config.exits
+    model = backbone(ctx)
+    specs = head_specs(ctx, model, e.points, e.conv_channels)
+    t0 = time.time()
+    data = split_data(ctx, e.points)
+    cache_seconds = time.time() - t0
+    anchor = class_precision(predicted_class(data["val"].backbone_logits), data["val"].labels,
+                             model.spec.num_classes)
+    t0 = time.time()
+    bar = lambda it, desc: tqdm(it, desc=desc, disable=None, leave=False, unit="batch")  # noqa: E731
+    fitted = fit_exits(e.points, specs, data["train"], data["val"], policy(ctx), anchor,
+                       head_training(ctx), progress=bar)
+    head_seconds = time.time() - t0
+    atomic_torch_save(ctx.out / HEADS_FILE, {
+        "points": e.points, "specs": [asdict(s) for s in specs],
+        "state_dicts": [h.state_dict() for h in fitted.heads]})
+    arrays = {"classes": np.arange(model.spec.num_classes)}
+    for split in ("val", "test"):
+        arrays[f"{split}_labels"] = data[split].labels
+        arrays[f"{split}_backbone"] = data[split].backbone_logits
+        for k, (p, h) in enumerate(zip(e.points, fitted.heads)):
+            arrays[f"{split}_head{k}"] = head_logits(h, data[split].features[p])
+    atomic_write(ctx.out / LOGITS_FILE, lambda tmp: np.savez(tmp.open("wb"), **arrays))
+    head_macs = [h.macs() for h in fitted.heads]
+    total = sum(model.segment_macs().values())
+    report = read_report(ctx.out)
+    backbone_seconds = report.get("training", {}).get("seconds")
+    ctx.log(f"  heads at {e.points}: {[f'{m / total:.1%}' for m in head_macs]} of the backbone's "
+            f"MACs; trained in {head_seconds:.0f} s on features cached in {cache_seconds:.0f} s "
+            f"({sum(f.nbytes for f in data['train'].features.values()) / 2**20:.0f} MiB for train)")
+    update_report(ctx.out, {"exits": {
+        "points": e.points, "method": e.method, "target": e.target,
+        "soft_weights": e.soft_weights, "distill_temperature": e.distill_temperature,
+        "head_macs": head_macs, "head_mac_fraction": [m / total for m in head_macs],
+        "train_samples_per_head": fitted.train_sizes,
+        "head_training_seconds": round(head_seconds, 1), "feature_cache_seconds": round(cache_seconds, 1),
+        "head_over_backbone_training_time": (head_seconds / backbone_seconds) if backbone_seconds else None,
+    }})
+    return ctx
+
+
+def load_logits(out: Path, split: str) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """(head logits per exit, backbone logits, labels) of `split` written by the exits step."""
+    with np.load(out / LOGITS_FILE) as z:
+        k = sum(1 for name in z.files if name.startswith(f"{split}_head"))
+        return ([z[f"{split}_head{i}"] for i in range(k)], z[f"{split}_backbone"], z[f"{split}_labels"])
+
+
+def step_calibrate(ctx: Context) -> Context:
+    """Per-class CPM (or global) thresholds of every exit, in sequence, on the validation split."""
+    heads, final, labels = load_logits(ctx.out, "val")
+    k = final.shape[1]
+    anchor = class_precision(predicted_class(final), labels, k)
+    pol = policy(ctx)
+    cals = calibrate_in_sequence(heads, labels, anchor, pol)
+    points = ctx.config.exits.points
+    doc = {"policy": asdict(pol), "points": points, "anchor": [None if np.isnan(a) else a for a in anchor],
+           "rule": "exit when score >= thresholds[argmax class]; argmax ties go to the lowest index; "
+                   "null threshold = never exits",
+           "exits": [dict(point=p, **c.to_dict()) for p, c in zip(points, cals)]}
+    atomic_write_json(ctx.out / THRESHOLDS_FILE, doc)
+    never = [int(np.sum(~np.isfinite(c.thresholds))) for c in cals]
+    ctx.log(f"  {pol.policy} thresholds for {len(cals)} exits; classes that never exit: {never}")
+    update_report(ctx.out, {"calibration": {"policy": pol.policy, "score": pol.score,
+                                            "margin": pol.margin, "margin_mode": pol.margin_mode,
+                                            "classes_never_exiting": never}})
+    return ctx
+
+
+def read_thresholds(out: Path) -> list[np.ndarray]:
+    doc = json.loads((out / THRESHOLDS_FILE).read_text())
+    return [np.array([np.inf if t is None else t for t in e["thresholds"]], np.float64)
+            for e in doc["exits"]]
+
+
+def cascade_costs(report: dict, points: list[str]) -> Costs:
+    """MAC costs of a cascade with heads at `points`, from the report's model and exits keys."""
+    seg = report["model"]["segment_macs"]
+    names = list(seg)
+    to_exit = [sum(seg[n] for n in names[:names.index(p) + 1]) for p in points]
+    return Costs(sum(seg.values()), tuple(to_exit), tuple(report["exits"]["head_macs"]))
+
+
+def step_evaluate(ctx: Context) -> Context:
+    """Test accuracy, exit fractions and MAC fraction of the calibrated cascade, and the oracle."""
+    heads, final, labels = load_logits(ctx.out, "test")
+    report = read_report(ctx.out)
+    points = ctx.config.exits.points
+    costs = cascade_costs(report, points)
+    k = final.shape[1]
+    exit_at, pred = cascade_from_logits(heads, read_thresholds(ctx.out), final, ctx.config.calibration.score)
+    result = summarize(exit_at, pred, labels, costs, k)
+    bound = oracle([predicted_class(z) for z in heads], predicted_class(final), labels, costs, k)
+    backbone_acc = float((predicted_class(final) == labels).mean())
+    atomic_write_json(ctx.out / EVALUATION_FILE, {"cascade": result, "oracle": bound,
+                                                  "backbone_accuracy": backbone_acc})
+    from btsee.plots import exits_by_class
+
+    names = json.loads((ctx.out / DATA_SUMMARY).read_text())["classes"]
+    exits_by_class(np.asarray(result["exit_fraction_by_class"]), points, names,
+                   ctx.out / "evaluate/exits_by_class.png")
+    ctx.log(f"  early-exit test accuracy {result['accuracy']:.4f} (backbone {backbone_acc:.4f}), "
+            f"MAC fraction {result['mac_fraction']:.3f}, exits {np.round(result['exit_fraction'], 3).tolist()}; "
+            f"oracle: {bound['mac_fraction']:.3f} at {bound['accuracy']:.4f}")
+    update_report(ctx.out, {
+        "accuracy": {"early_exit": result["accuracy"]},
+        "exit_fraction": result["exit_fraction"], "mac_fraction": result["mac_fraction"],
+        "oracle": {"accuracy": bound["accuracy"], "mac_fraction": bound["mac_fraction"],
+                   "exit_fraction": bound["exit_fraction"]},
+        "plots": {"exits_by_class": "evaluate/exits_by_class.png"}})
+    return ctx
+
+
 STEPS: list[Step] = [
     Step("data", step_data, "load the data set and cut the seeded splits", ("data",),
          outputs=(SPLIT_FILE, DATA_SUMMARY)),
     Step("backbone", step_backbone, "train the quantized backbone", ("data", "model", "train"),
          inputs=(SPLIT_FILE, DATA_SUMMARY), outputs=(BACKBONE_FILE, BACKBONE_HISTORY),
          all_ranks=True),
+    Step("exits", step_exits, "train the exit heads on cached backbone features",
+         ("data", "model", "train", "exits", "calibration"),
+         inputs=(SPLIT_FILE, BACKBONE_FILE), outputs=(HEADS_FILE, LOGITS_FILE)),
+    Step("calibrate", step_calibrate, "calibrate the exit thresholds on the validation split",
+         ("calibration",), inputs=(LOGITS_FILE,), outputs=(THRESHOLDS_FILE,)),
+    Step("evaluate", step_evaluate, "measure the calibrated cascade on the test split",
+         ("exits", "calibration"), inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_FILE),
+         outputs=(EVALUATION_FILE,)),
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

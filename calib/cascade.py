@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from calib.rules import exits
+from calib.cpm import Calibration
+from calib.rules import exit_score, exits, predicted_class
 
 
 @dataclass(frozen=True)
@@ -80,3 +81,33 @@ def oracle(head_pred: list[np.ndarray], final_pred: np.ndarray, labels: np.ndarr
         pred[take] = head_pred[j][take]
         open_ &= ~take
     return summarize(exit_at, pred, labels, costs, num_classes)
+
+
+def calibrate_exit(logits: np.ndarray, labels: np.ndarray, open_: np.ndarray, anchor: np.ndarray,
+                   policy) -> tuple[Calibration, np.ndarray]:
+    """Calibrates one exit on the still-open validation samples; returns the calibration
+    and (N,) whether each sample (open or not) would exit there."""
+    pred = predicted_class(logits)  # (N,)
+    score = exit_score(logits, policy.score)  # (N,)
+    cal = policy.calibrate(score[open_], pred[open_], labels[open_], anchor)
+    return cal, exits(score, pred, cal.thresholds)
+
+
+def calibrate_in_sequence(head_logits: list[np.ndarray], labels: np.ndarray, anchor: np.ndarray,
+                          policy) -> list[Calibration]:
+    """Calibrates exit 0 on all validation samples, exit k on those exits 0..k-1 pass on."""
+    open_ = np.ones(len(labels), bool)
+    out = []
+    for logits in head_logits:
+        cal, leave = calibrate_exit(logits, labels, open_, anchor, policy)
+        open_ &= ~leave
+        out.append(cal)
+    return out
+
+
+def cascade_from_logits(head_logits: list[np.ndarray], thresholds: list[np.ndarray],
+                        final_logits: np.ndarray, score: str) -> tuple[np.ndarray, np.ndarray]:
+    """(exit index (N,), prediction (N,)) of the cascade, from the logits of every head."""
+    preds = [predicted_class(z) for z in head_logits]
+    scores = [exit_score(z, score) for z in head_logits]
+    return run_cascade(preds, scores, thresholds, predicted_class(final_logits))

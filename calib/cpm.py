@@ -87,3 +87,30 @@ def global_calibrate(threshold: float, num_classes: int, pred: np.ndarray) -> Ca
     """The BranchyNet/SDN baseline: one threshold for every class of an exit."""
     return Calibration(np.full(num_classes, float(threshold)), np.full(num_classes, np.nan),
                        np.bincount(pred, minlength=num_classes))
+
+
+POLICIES = ("cpm", "global")
+
+
+@dataclass
+class CalibrationPolicy:
+    """How an exit's thresholds are chosen (mirrors the config's `calibration` section)."""
+
+    policy: str = "cpm"
+    """'cpm' (per-class, anchored at the backbone's precision) or 'global' (one threshold)."""
+    score: str = "margin"
+    """'margin' (top-2 logit margin, what the hardware computes) or 'softmax' (max softmax)."""
+    margin: float = 0.01
+    margin_mode: str = "additive"
+    min_support: int = 20
+    global_threshold: float = 0.9
+
+    def calibrate(self, scores: np.ndarray, pred: np.ndarray, labels: np.ndarray,
+                  anchor: np.ndarray) -> Calibration:
+        """Thresholds from the validation survivors' scores, predictions and labels (N,)."""
+        if self.policy == "cpm":
+            return cpm_calibrate(scores, pred, labels, anchor, self.margin, self.margin_mode,
+                                 self.min_support)
+        if self.policy == "global":
+            return global_calibrate(self.global_threshold, len(anchor), pred)
+        raise ValueError(f"calibration.policy: choose one of {POLICIES}, got {self.policy!r}")

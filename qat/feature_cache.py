@@ -1,6 +1,7 @@
 """The frozen backbone's features at each exit point, computed once per split.
 
-Quantized activations are stored as their integer codes (uint8) and one scale, so the
+What is cached is the exit point's feature map after the heads' parameter-free row
+pool (`MaxPool2d((H, 1))`, see qat.heads), so (N, C, 1, W) per point. Quantized activations are stored as their integer codes (uint8) and one scale, so the
 cache is 4x smaller than float32 and `features()` returns exactly (bit for bit) the
 tensor the live backbone produces: code * scale is the same float32 product the
 quantizer computes. Features that are not on such a grid (float models) are kept as
@@ -23,14 +24,14 @@ class CachedFeatures:
     """Features of one exit point for one split: uint8 codes and a scale, or float32."""
 
     codes: torch.Tensor
-    """(N, C, H, W) uint8 codes, or float32 features when `scale` is None."""
+    """(N, C, 1, W) uint8 codes, or float32 features when `scale` is None."""
     scale: torch.Tensor | None
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def batch(self, index) -> torch.Tensor:
-        """Float features (n, C, H, W) of the samples `index` (a slice or an index tensor)."""
+        """Float row-pooled features (n, C, 1, W) of the samples `index` (a slice or an index tensor)."""
         x = self.codes[index]
         return x if self.scale is None else x.float() * self.scale
 
@@ -62,10 +63,16 @@ def _point_scale(model: Backbone, point: str) -> torch.Tensor | None:
     return scale
 
 
+def row_pool(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, 1, W): the max over rows, as ExitHead.row_pool computes it."""
+    return torch.amax(x, dim=2, keepdim=True)
+
+
 @torch.no_grad()
 def build_cache(model: Backbone, data: ImageSet, points: list[str], scaling: InputScaling,
                 batch_size: int = 500, progress=None) -> tuple[dict[str, CachedFeatures], np.ndarray]:
-    """Returns ({point: features}, backbone logits (N, K) float32) over `data` in eval mode."""
+    """Returns ({point: row-pooled features}, backbone logits (N, K) float32) over `data`,
+    the backbone in eval mode."""
     model.eval()
     scales = {p: _point_scale(model, p) for p in points}
     chunks: dict[str, list] = {p: [] for p in points}
@@ -75,7 +82,7 @@ def build_cache(model: Backbone, data: ImageSet, points: list[str], scaling: Inp
     for i in (progress(steps) if progress else steps):
         feats, out = model.forward_with_exits(scaling(images[i:i + batch_size]), points)
         for p in points:
-            chunks[p].append(feats[p])
+            chunks[p].append(row_pool(feats[p]))
         logits.append(out)
     cache = {}
     for p in points:

@@ -1,15 +1,17 @@
 """Lightweight 1D-convolution exit heads (DESIGN.md §6, our choice of layout).
 
     features (N, C, H, W)
+    -> row pool MaxPool2d((H, 1))                      (N, C, 1, W)
     -> optional 1x1 QuantConv2d channel reduction + BN + QuantReLU
-    -> row pool MaxPool2d((H, 1))                      (N, C', 1, W)
     -> one or more QuantConv2d (1, 3) + BN + QuantReLU   a 1D conv along the width
     -> MaxPool2d((1, W'))                              (N, C'', 1, 1)
     -> flatten -> QuantLinear (no bias, one positive per-tensor weight scale)
 
-4D tensors throughout, no reshapes, max pools only: every layer maps to a FINN HW
-layer. The last layer's logits are integers times one scale, so the top-2 margin of
-the float logits orders samples exactly as the integer margin does.
+The row pool comes first: it has no parameters, so the feature cache stores its output
+(H times smaller) and every later layer works on a 1D signal. 4D tensors throughout,
+no reshapes, max pools only: every layer maps to a FINN HW layer. The last layer's
+logits are integers times one scale, so the top-2 margin of the float logits orders
+samples exactly as the integer margin does.
 """
 from __future__ import annotations
 
@@ -40,12 +42,12 @@ class ExitHead(nn.Module):
         super().__init__()
         self.spec = spec
         c, h, w = spec.in_shape
+        self.row_pool = nn.MaxPool2d((h, 1))  # (N, C, H, W) -> (N, C, 1, W)
         layers: list[nn.Module] = []
         if spec.reduce_channels is not None:
             layers += [quant.conv2d(c, spec.reduce_channels, 1, spec.weight_bits),
                        nn.BatchNorm2d(spec.reduce_channels), quant.relu(spec.act_bits)]
             c = spec.reduce_channels
-        layers.append(nn.MaxPool2d((h, 1)))  # (N, C, 1, W)
         for cout in spec.conv_channels:
             if w < 3:
                 raise ValueError(f"exit head: features of width {w} are too narrow for a (1, 3) conv")
@@ -56,8 +58,17 @@ class ExitHead(nn.Module):
         self.body = nn.Sequential(*layers)
         self.classifier = quant.linear(c, spec.num_classes, spec.weight_bits, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
+    @property
+    def pooled_shape(self) -> tuple[int, int, int]:
+        """(C, 1, W): what the row pool makes of one sample's features."""
+        c, _h, w = self.spec.in_shape
+        return (c, 1, w)
+
+    def forward_pooled(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, 1, W) -> (N, classes)
         return self.classifier(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) -> (N, classes)
+        return self.forward_pooled(self.row_pool(x))
 
     def macs(self) -> int:
         return count_macs(self, torch.rand(1, *self.spec.in_shape))

@@ -24,6 +24,8 @@ TINY_CONFIG = {
     "data": {"limit_train": 512, "limit_val": 256, "limit_test": 256},
     "model": {"name": "cnv", "width": 0.125, "weight_bits": 4, "act_bits": 4},
     "train": {"epochs": 2, "batch_size": 64, "lr": 0.005, "warmup_epochs": 0.0},
+    "exits": {"points": ["block1", "block2", "block3"], "epochs": 2, "batch_size": 64},
+    "calibration": {"margin": 0.05, "min_support": 5},
 }
 
 
@@ -49,7 +51,7 @@ def fmnist():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A run folder with the data and backbone steps done on the tiny config."""
+    """A run folder with every step done on the tiny config."""
     d = tmp_path_factory.mktemp("tiny_run")
     cfg = write_config(d / "tiny.json", TINY_CONFIG)
     btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")

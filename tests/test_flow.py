@@ -30,11 +30,11 @@ def test_report_has_the_foundation_keys(tiny_run):
 def test_up_to_date_steps_are_skipped(tiny_run_copy, tmp_path):
     cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
     out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu").stdout
-    assert "[data] up to date, skipped" in out
-    assert "[backbone] up to date, skipped" in out
+    for step in ("data", "backbone", "exits", "calibrate", "evaluate"):
+        assert f"[{step}] up to date, skipped" in out
 
 
-def test_changed_training_reruns_only_the_backbone(tiny_run_copy, tmp_path):
+def test_changed_training_reruns_the_backbone_not_the_data(tiny_run_copy, tmp_path):
     values = json.loads(json.dumps(TINY_CONFIG))
     values["train"]["epochs"] = 1
     cfg = write_config(tmp_path / "changed.json", values)
@@ -43,6 +43,15 @@ def test_changed_training_reruns_only_the_backbone(tiny_run_copy, tmp_path):
     assert "[backbone] train the quantized backbone" in out
     history = json.loads((tiny_run_copy / "backbone" / "history.json").read_text())
     assert len(history) == 1
+
+
+def test_changed_calibration_reruns_only_calibrate_and_evaluate(tiny_run_copy, tmp_path):
+    values = json.loads(json.dumps(TINY_CONFIG))
+    values["calibration"]["margin"] = 0.1
+    cfg = write_config(tmp_path / "changed.json", values)
+    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "calibrate",
+                "--device", "cpu").stdout
+    assert "[calibrate] calibrate" in out and "[evaluate] measure" in out and "[exits]" not in out
 
 
 def test_from_and_to_select_steps(tiny_run_copy, tmp_path):
@@ -89,7 +98,8 @@ def test_step_without_its_input_is_named(tmp_path):
 
 def test_steps_command_lists_the_steps():
     out = btsee("steps").stdout.split("\n")
-    assert [line.split()[0] for line in out if line.strip()] == ["data", "backbone"]
+    assert [line.split()[0] for line in out if line.strip()] == [
+        "data", "backbone", "exits", "calibrate", "evaluate"]
 
 
 def test_console_script_is_installed():
