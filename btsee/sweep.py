@@ -47,7 +47,7 @@ def _logits(heads, points, data, split):
 def run_sweep(ctx: Context) -> dict:
     """Trains and evaluates every configuration; returns the summary (also written)."""
     run_steps(STEPS, ctx, stop="backbone")
-    cfg, sw = ctx.config, ctx.config.sweep
+    sw = ctx.config.sweep
     model = backbone(ctx)
     points_union = [p for p in model.exit_points if any(p in s for s in sw.point_sets)]
     data = split_data(ctx, points_union)

@@ -3,7 +3,8 @@
 For each class c the head predicts, the anchor is the backbone's precision on c on the
 validation set. The threshold is the lowest score t at which the head's precision over
 its validation samples predicted c with score >= t is still at least the bar
-(anchor - margin, or (1 - margin) * anchor), over at least `min_support` samples. A
+(anchor - margin, or (1 - margin) * anchor, capped at 1), over at least `min_support`
+samples. A
 class that never clears the bar (or is never predicted, or has no anchor) never exits.
 """
 from __future__ import annotations
@@ -26,11 +27,13 @@ def class_precision(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> n
 
 
 def precision_bar(anchor: np.ndarray, margin: float, mode: str) -> np.ndarray:
-    """(K,) the precision each class must keep: anchor - margin or (1 - margin) * anchor."""
+    """(K,) the precision each class must keep: anchor - margin or (1 - margin) * anchor,
+    at most 1. A negative margin asks for more than the backbone's precision; the cap keeps
+    the classes the backbone already gets (nearly) all right able to exit at precision 1."""
     if mode == "additive":
-        return anchor - margin
+        return np.minimum(anchor - margin, 1.0)
     if mode == "multiplicative":
-        return (1.0 - margin) * anchor
+        return np.minimum((1.0 - margin) * anchor, 1.0)
     raise ValueError(f"margin mode must be one of {MARGIN_MODES}, got {mode!r}")
 
 

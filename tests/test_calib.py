@@ -142,3 +142,9 @@ def test_calib_does_not_import_torch():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_negative_margins_are_capped_at_precision_one():
+    bar = precision_bar(np.array([0.99, 0.8, np.nan]), -0.03, "additive")
+    assert bar[0] == 1.0 and bar[1] == pytest.approx(0.83) and np.isnan(bar[2])
+    assert precision_bar(np.array([0.99]), -0.05, "multiplicative")[0] == 1.0

@@ -10,7 +10,6 @@ import sys
 import time
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
@@ -61,12 +60,12 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     values["train"].update(epochs=4, batch_size=64)
     cfg = write_config(tmp_path / "cfg.json", values)
     full = tmp_path / "full"
-    btsee("run", str(cfg), "--out", str(full), "--device", "cpu")
+    btsee("run", str(cfg), "--out", str(full), "--device", "cpu", "--to", "backbone")
 
     killed = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "btsee.cli", "run", str(cfg), "--out", str(killed),
-                             "--device", "cpu"], cwd=ROOT, env=env,
+                             "--device", "cpu", "--to", "backbone"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = killed / "backbone" / "checkpoint.pt"
     deadline = time.time() + 300
@@ -80,7 +79,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert epoch_at_kill < 3, "the run finished before it could be killed; make it longer"
     assert not (killed / "backbone" / "model.pt").exists()
 
-    out = btsee("run", str(cfg), "--out", str(killed), "--device", "cpu", "--resume")
+    out = btsee("run", str(cfg), "--out", str(killed), "--device", "cpu", "--resume", "--to", "backbone")
     assert f"after epoch {epoch_at_kill + 1}" in out.stdout
     a = torch.load(full / "backbone" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(killed / "backbone" / "model.pt", weights_only=True)["state_dict"]
@@ -97,10 +96,10 @@ def test_two_process_ddp_agrees_with_one_process(tmp_path):
     values = json.loads(json.dumps(TINY_CONFIG))
     values["train"].update(epochs=1, augment=True)
     cfg = write_config(tmp_path / "cfg.json", values)
-    btsee("run", str(cfg), "--out", str(tmp_path / "one"), "--device", "cpu")
+    btsee("run", str(cfg), "--out", str(tmp_path / "one"), "--device", "cpu", "--to", "backbone")
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "btsee.cli", "run",
-                    str(cfg), "--out", str(tmp_path / "two"), "--device", "cpu"],
+                    str(cfg), "--out", str(tmp_path / "two"), "--device", "cpu", "--to", "backbone"],
                    cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600)
     one = json.loads((tmp_path / "one" / "backbone" / "history.json").read_text())
     two = json.loads((tmp_path / "two" / "backbone" / "history.json").read_text())
