@@ -103,7 +103,7 @@ class CalibrationPolicy:
     """'cpm' (per-class, anchored at the backbone's precision) or 'global' (one threshold)."""
     score: str = "margin"
     """'margin' (top-2 logit margin, what the hardware computes) or 'softmax' (max softmax)."""
-    margin: float = 0.01
+    margin: float = -0.05
     margin_mode: str = "additive"
     min_support: int = 20
     global_threshold: float = 0.9

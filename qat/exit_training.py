@@ -39,8 +39,8 @@ class HeadTraining:
     soft_temperature: float = 1.0
     distill_temperature: float | None = None
     epochs: int = 4
-    batch_size: int = 256
-    lr: float = 0.003
+    batch_size: int = 512
+    lr: float = 0.005
     seed: int = 0
 
 
