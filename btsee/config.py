@@ -152,6 +152,10 @@ class SweepConfig:
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     global_thresholds: list[float] = field(default_factory=lambda: [0.7, 0.8, 0.9, 0.95])
     """Max-softmax thresholds of the global baseline (one per exit, shared)."""
+    variants: list[str] = field(default_factory=lambda: ["soft", "distill", "labels"])
+    """bts variants compared with v1 on the exits section's points, first head width and
+    first seed, over the margins: soft (v2 importance weights), distill (v2 KL to the
+    backbone's softmax at T = 2), labels (ground-truth targets)."""
 
 
 @dataclass
@@ -301,3 +305,5 @@ def validate(cfg: Config) -> None:
     _check(c.margin_mode in ("additive", "multiplicative"),
            f"calibration.margin_mode: additive or multiplicative, got {c.margin_mode!r}")
     _check(c.min_support >= 1, f"calibration.min_support: must be at least 1, got {c.min_support}")
+    bad = [v for v in cfg.sweep.variants if v not in ("soft", "distill", "labels")]
+    _check(not bad, f"sweep.variants: unknown {bad}; choose from soft, distill, labels")

@@ -77,7 +77,8 @@ def sweep_pareto(rows: list[dict], backbone_test: float, path: Path) -> Path:
     """Test accuracy against MAC fraction for every sweep row, one colour per method."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     style = {"bts": ("tab:blue", "o"), "joint": ("tab:orange", "s"), "global": ("tab:green", "^"),
-             "oracle": ("tab:gray", "x")}
+             "oracle": ("tab:gray", "x"), "bts-soft": ("tab:purple", "D"),
+             "bts-distill": ("tab:red", "v"), "bts-labels": ("tab:brown", "P")}
     for method, (color, marker) in style.items():
         pts = [(r["test_mac_fraction"], r["test_accuracy"]) for r in rows if r["method"] == method]
         if pts:

@@ -1,5 +1,7 @@
 """`btsee sweep`: BTS-EE against the joint baseline and the global threshold, over
-margins x exit-point sets x head widths x seeds, on one trained backbone.
+margins x exit-point sets x head widths x seeds, on one trained backbone; then the
+v2 variants of bts (soft weights, distillation) and ground-truth targets against v1 on
+the config's own exit points.
 
 Every threshold and margin is chosen on the validation split; the test split only
 measures. Writes DIR/sweep/{sweep.csv, sweep.md, summary.json, *.png}.
@@ -49,7 +51,8 @@ def run_sweep(ctx: Context) -> dict:
     run_steps(STEPS, ctx, stop="backbone")
     sw = ctx.config.sweep
     model = backbone(ctx)
-    points_union = [p for p in model.exit_points if any(p in s for s in sw.point_sets)]
+    wanted = set().union(*sw.point_sets, ctx.config.exits.points if sw.variants else [])
+    points_union = [p for p in model.exit_points if p in wanted]
     data = split_data(ctx, points_union)
     k = model.spec.num_classes
     anchor = class_precision(predicted_class(data["val"].backbone_logits), data["val"].labels, k)
@@ -95,6 +98,24 @@ def run_sweep(ctx: Context) -> dict:
             bv, bt = _logits(bts.heads, points, data, "val"), _logits(bts.heads, points, data, "test")
             rows.append({"method": "bts", "knob": margin, **common,
                          **_measure(bv, bt, bts.calibrations, data, costs, pol.score, k)})
+    variant_opts = {"soft": {"soft_weights": True}, "distill": {"distill_temperature": 2.0},
+                    "labels": {"target": "labels"}}
+    points, width, seed = ctx.config.exits.points, sw.conv_channels[0], sw.seeds[0]
+    specs = head_specs(ctx, model, points, [width])
+    costs = cascade_costs({"model": report["model"],
+                           "exits": {"head_macs": [_head_macs(s) for s in specs]}}, points)
+    for variant in tqdm(sw.variants, desc="bts variants", disable=None, unit="variant"):
+        opts = replace(head_training(ctx), method="bts", seed=seed, **variant_opts[variant])
+        for margin in sw.margins:
+            pol = replace(base_policy, policy="cpm", margin=margin)
+            fitted = fit_exits(points, specs, data["train"], data["val"], pol, anchor, opts,
+                               pretrained=pretrained)
+            boosted_trainings += len(points) - 1
+            bv = _logits(fitted.heads, points, data, "val")
+            bt = _logits(fitted.heads, points, data, "test")
+            rows.append({"method": f"bts-{variant}", "knob": margin, "points": "+".join(points),
+                         "head_width": width, "seed": seed,
+                         **_measure(bv, bt, fitted.calibrations, data, costs, pol.score, k)})
     seconds = time.time() - t0
     summary = summarize_sweep(rows, backbone_acc)
     summary.update({"seconds": round(seconds, 1), "backbone_accuracy": backbone_acc,
@@ -133,7 +154,8 @@ def summarize_sweep(rows: list[dict], backbone_acc: dict) -> dict:
     """Per method: the configuration chosen on validation at 1 and 2 points of drop, and
     how often bts is at least as good as joint on the same configuration."""
     chosen = {}
-    for method in ("bts", "joint", "global"):
+    methods = ["bts", "joint", "global"] + sorted({r["method"] for r in rows if r["method"].startswith("bts-")})
+    for method in methods:
         for drop in (0.01, 0.02):
             r = select_on_validation(rows, method, backbone_acc["val"], drop)
             chosen[f"{method}@{int(drop * 100)}pt"] = None if r is None else {

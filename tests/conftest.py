@@ -37,8 +37,11 @@ def write_config(path: Path, values: dict) -> Path:
 def btsee(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """Runs the btsee command in a fresh interpreter; returns the completed process."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "btsee.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, check=check, **kw)
+    r = subprocess.run([sys.executable, "-m", "btsee.cli", *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"btsee {' '.join(args)} exited {r.returncode}:\n{r.stderr[-3000:]}")
+    return r
 
 
 @pytest.fixture(scope="session")

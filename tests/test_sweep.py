@@ -34,7 +34,8 @@ def test_bts_vs_joint_counts():
 def test_sweep_command_writes_tables_and_plots(tiny_run_copy, tmp_path):
     values = json.loads(json.dumps(TINY_CONFIG))
     values["sweep"] = {"margins": [0.0, 0.05], "point_sets": [["block1", "block2"]],
-                       "conv_channels": [8], "seeds": [0], "global_thresholds": [0.5, 0.9]}
+                       "conv_channels": [8], "seeds": [0], "global_thresholds": [0.5, 0.9],
+                       "variants": ["distill"]}
     cfg = write_config(tmp_path / "sweep.json", values)
     r = btsee("sweep", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu")
     assert "sweep.md" in r.stdout
@@ -44,6 +45,7 @@ def test_sweep_command_writes_tables_and_plots(tiny_run_copy, tmp_path):
     methods = [row["method"] for row in rows]
     assert methods.count("bts") == 2 and methods.count("joint") == 2
     assert methods.count("global") == 2 and methods.count("oracle") == 1
+    assert methods.count("bts-distill") == 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bts_vs_joint"]["configurations"] == 2
     assert (out / "accuracy_vs_macs.png").stat().st_size > 0

@@ -1,0 +1,86 @@
+"""Exit thresholds in the integer domain of each head's logits, and their artifact.
+
+A head's logits are integers times one positive scale s (its last layer has a single
+per-tensor weight scale and no bias), so for an integer score m and a float threshold t
+
+    m * s >= t   <=>   m >= ceil(t / s)
+
+in exact arithmetic. `integer_threshold` evaluates ceil(t / s) with exact rationals
+(Python's Fraction of the float64 values), so no float rounding can flip a `>=`
+(DESIGN.md §7; FINN's PR 1635 saw a float32 ulp do so).
+
+The artifact (JSON) carries the hash of the model it belongs to, the class count and the
+exit count; `load_artifact` refuses a file written for another model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "btsee-exit-thresholds/1"
+
+
+class ThresholdsError(Exception):
+    """A thresholds artifact is unreadable or belongs to another model; names file and field."""
+
+
+def integer_threshold(threshold: float, scale: float) -> int | None:
+    """The least integer m with m * scale >= threshold; None for a class that never exits."""
+    if not math.isfinite(threshold):
+        return None
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"the logit scale must be positive and finite, got {scale}")
+    q = Fraction(threshold) / Fraction(scale)
+    return math.ceil(q)
+
+
+def integer_thresholds(thresholds: np.ndarray, scale: float) -> list[int | None]:
+    """(K,) float thresholds -> K integer thresholds (None = never exits)."""
+    return [integer_threshold(float(t), scale) for t in thresholds]
+
+
+def model_hash(*files: Path) -> str:
+    """sha256 over the bytes of the model files (backbone and heads)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()
+
+
+def make_artifact(model_sha256: str, num_classes: int, exits: list[dict]) -> dict:
+    """exits: one dict per exit with 'point', 'score' ('margin' or 'top'), 'scale' (float)
+    and 'thresholds' (K integers or None)."""
+    for i, e in enumerate(exits):
+        if len(e["thresholds"]) != num_classes:
+            raise ValueError(f"exit {i}: {len(e['thresholds'])} thresholds for {num_classes} classes")
+    return {"format": FORMAT, "model_sha256": model_sha256, "num_classes": num_classes,
+            "num_exits": len(exits), "rule": "exit when score >= thresholds[argmax]; argmax ties go to "
+            "the lowest index; null = never exits", "exits": exits}
+
+
+def load_artifact(path: Path, model_sha256: str, num_classes: int, num_exits: int) -> dict:
+    """Reads and checks an artifact against the model it is meant for."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ThresholdsError(f"{path}: not a readable thresholds file ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ThresholdsError(f"{path}: format: expected {FORMAT!r}, got {doc.get('format') if isinstance(doc, dict) else doc!r}")
+    checks = (("model_sha256", model_sha256), ("num_classes", num_classes), ("num_exits", num_exits))
+    for field, want in checks:
+        if doc.get(field) != want:
+            raise ThresholdsError(f"{path}: {field} is {doc.get(field)!r}, this model has {want!r}; "
+                                  "the thresholds were written for another model")
+    if len(doc.get("exits", [])) != num_exits:
+        raise ThresholdsError(f"{path}: exits: {len(doc.get('exits', []))} entries for {num_exits} exits")
+    for i, e in enumerate(doc["exits"]):
+        t = e.get("thresholds")
+        if not isinstance(t, list) or len(t) != num_classes or not all(v is None or isinstance(v, int) for v in t):
+            raise ThresholdsError(f"{path}: exits[{i}].thresholds: expected {num_classes} integers or null")
+    return doc
