@@ -100,8 +100,9 @@ def run_sweep(ctx: Context) -> dict:
                          **_measure(bv, bt, bts.calibrations, data, costs, pol.score, k)})
     variant_opts = {"soft": {"soft_weights": True}, "distill": {"distill_temperature": 2.0},
                     "labels": {"target": "labels"}}
-    points, width, seed = ctx.config.exits.points, sw.conv_channels[0], sw.seeds[0]
-    specs = head_specs(ctx, model, points, [width])
+    points, seed = ctx.config.exits.points, sw.seeds[0]
+    width = ctx.config.exits.conv_channels[0]
+    specs = head_specs(ctx, model, points, ctx.config.exits.conv_channels)
     costs = cascade_costs({"model": report["model"],
                            "exits": {"head_macs": [_head_macs(s) for s in specs]}}, points)
     for variant in tqdm(sw.variants, desc="bts variants", disable=None, unit="variant"):
@@ -212,6 +213,17 @@ def _write_tables(rows: list[dict], summary: dict, out) -> None:
         else:
             lines.append(f"| {name} | {r['points']} | {r['head_width']} | {r['seed']} | {_fmt(r['knob'])} | "
                          f"{r['test_accuracy']:.4f} | {r['test_drop_points']:.2f} | {r['test_mac_fraction']:.3f} |")
+    variants = [r for r in rows if r["method"].startswith("bts-")]
+    if variants:
+        ref = variants[0]
+        same = [r for r in rows if r["method"] in ("bts", "joint") or r["method"].startswith("bts-")]
+        same = [r for r in same if (r["points"], r["head_width"], r["seed"]) ==
+                (ref["points"], ref["head_width"], ref["seed"])]
+        lines += ["", f"## bts variants against v1 ({ref['points']}, width {ref['head_width']}, "
+                  f"seed {ref['seed']})", "", "| method | margin | test acc | test MAC fraction |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {r['method']} | {_fmt(r['knob'])} | {r['test_accuracy']:.4f} | "
+                  f"{r['test_mac_fraction']:.3f} |" for r in sorted(same, key=lambda r: (r['knob'], r['method']))]
     b = summary["bts_vs_joint"]
     lines += ["", f"bts not dominated by joint in {b['bts_not_dominated_by_joint']} of {b['configurations']} "
               f"configurations; at least as good on both axes in {b['bts_at_least_as_good_on_both']}.", "",
