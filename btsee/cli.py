@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from qat.train import CheckpointError
 
     env = init_distributed(args.device)
-    log = print if env.is_main else (lambda _msg: None)
+    log = (lambda msg: print(msg, flush=True)) if env.is_main else (lambda _msg: None)
     ctx = Context(config=cfg, out=args.out.resolve(), env=env, resume=getattr(args, "resume", False),
                   log=log)
     try:

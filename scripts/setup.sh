@@ -41,7 +41,7 @@ fi
 echo "setup: installing the pinned Python packages into $VENV (torch comes from local disk, about a minute)"
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements.lock
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
-"$VENV/bin/python" -c "import torch, brevitas, qonnx, finn, btsee" \
+"$VENV/bin/python" -c "import qat, torch, brevitas, qonnx, finn, btsee" \
   || { echo "setup: the installed packages do not import" >&2; exit 1; }
 echo "$want" > "$STAMP.tmp" && mv "$STAMP.tmp" "$STAMP"
 echo "setup: done"
