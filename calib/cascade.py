@@ -31,21 +31,28 @@ class Costs:
                           np.float64)
 
 
-def run_cascade(head_pred: list[np.ndarray], head_score: list[np.ndarray],
-                thresholds: list[np.ndarray], final_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (exit index (N,), prediction (N,)): each sample leaves at the first head whose
-    score clears the threshold of its predicted class, else at the final classifier (K)."""
-    n = len(final_pred)
-    k = len(head_pred)
-    exit_at = np.full(n, k, np.int64)
+def leave_at_first(takes: list[np.ndarray], head_pred: list[np.ndarray],
+                   final_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(exit index (N,), prediction (N,)): each sample leaves at the first exit j with
+    takes[j] true, with that head's prediction, else at the final classifier (index K)."""
+    k = len(takes)
+    exit_at = np.full(len(final_pred), k, np.int64)
     pred = final_pred.copy()
-    open_ = np.ones(n, bool)
+    open_ = np.ones(len(final_pred), bool)
     for j in range(k):
-        take = open_ & exits(head_score[j], head_pred[j], thresholds[j])
+        take = open_ & takes[j]
         exit_at[take] = j
         pred[take] = head_pred[j][take]
         open_ &= ~take
     return exit_at, pred
+
+
+def run_cascade(head_pred: list[np.ndarray], head_score: list[np.ndarray],
+                thresholds: list[np.ndarray], final_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (exit index (N,), prediction (N,)): each sample leaves at the first head whose
+    score clears the threshold of its predicted class, else at the final classifier (K)."""
+    takes = [exits(s, p, t) for s, p, t in zip(head_score, head_pred, thresholds)]
+    return leave_at_first(takes, head_pred, final_pred)
 
 
 def summarize(exit_at: np.ndarray, pred: np.ndarray, labels: np.ndarray, costs: Costs,
@@ -70,16 +77,7 @@ def oracle(head_pred: list[np.ndarray], final_pred: np.ndarray, labels: np.ndarr
            costs: Costs, num_classes: int) -> dict:
     """The limit of any thresholds on these heads: every sample leaves at the first head
     that is right (else at the final classifier)."""
-    n = len(labels)
-    k = len(head_pred)
-    exit_at = np.full(n, k, np.int64)
-    pred = final_pred.copy()
-    open_ = np.ones(n, bool)
-    for j in range(k):
-        take = open_ & (head_pred[j] == labels)
-        exit_at[take] = j
-        pred[take] = head_pred[j][take]
-        open_ &= ~take
+    exit_at, pred = leave_at_first([p == labels for p in head_pred], head_pred, final_pred)
     return summarize(exit_at, pred, labels, costs, num_classes)
 
 
