@@ -1,7 +1,7 @@
 """The flow's steps, in order. Each step reads and writes files in the run folder.
 
-Steps: data, backbone, exits, calibrate, evaluate. (Later steps arrive with their
-issues; only working steps are listed.)
+Steps: data, backbone, exits, calibrate, evaluate, export. (Later steps arrive with
+their issues; only working steps are listed.)
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ HEADS_FILE = "exits/heads.pt"
 LOGITS_FILE = "exits/logits.npz"
 THRESHOLDS_FILE = "calibrate/thresholds.json"
 EVALUATION_FILE = "evaluate/evaluation.json"
+EXPORT_MANIFEST = "export/manifest.json"
+EXPORT_CHECK_IMAGES = 64
 
 
 # --------------------------------------------------------------------------- helpers
@@ -322,6 +324,32 @@ def step_evaluate(ctx: Context) -> Context:
     return ctx
 
 
+def step_export(ctx: Context) -> Context:
+    """One cleaned QONNX graph per backbone segment and exit head, checked against PyTorch."""
+    from hw.export import cascade_segments, check_segments, export_segment, torch_codes
+    from qat.heads import load_heads
+
+    points, heads = load_heads(ctx.out / HEADS_FILE)
+    segments = cascade_segments(backbone(ctx), heads, points)
+    pixels = load_splits(ctx).test.images[:EXPORT_CHECK_IMAGES]
+    codes = torch_codes(segments, pixels[:1])
+    paths, entries = {}, []
+    for seg in segments:
+        rel = f"export/{seg.name}.onnx"
+        paths[seg.name] = export_segment(seg, torch.from_numpy(codes[seg.source]), ctx.out / rel)
+        entries.append({"name": seg.name, "kind": seg.kind, "file": rel, "source": seg.source,
+                        "input_type": seg.input_type, "output_scale": seg.output_scale})
+    check = check_segments(segments, paths, pixels)
+    atomic_write_json(ctx.out / EXPORT_MANIFEST, {"points": points, "segments": entries,
+                                                  "qonnx_vs_brevitas": check})
+    ctx.log(f"  {len(segments)} QONNX graphs in {ctx.out / 'export'}; qonnx vs Brevitas on "
+            f"{check['checked']} test images: {check['mismatches']} with any integer output differing")
+    update_report(ctx.out, {"export": {"segments": [e["name"] for e in entries],
+                                       "qonnx_vs_brevitas": {"checked": check["checked"],
+                                                             "mismatches": check["mismatches"]}}})
+    return ctx
+
+
 STEPS: list[Step] = [
     Step("data", step_data, "load the data set and cut the seeded splits", ("data",),
          outputs=(SPLIT_FILE, DATA_SUMMARY)),
@@ -336,5 +364,7 @@ STEPS: list[Step] = [
     Step("evaluate", step_evaluate, "measure the calibrated cascade on the test split",
          ("exits", "calibration"), inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_FILE),
          outputs=(EVALUATION_FILE,)),
+    Step("export", step_export, "export each segment and head to QONNX and check it",
+         ("data",), inputs=(SPLIT_FILE, BACKBONE_FILE, HEADS_FILE), outputs=(EXPORT_MANIFEST,)),
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

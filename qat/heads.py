@@ -72,3 +72,15 @@ class ExitHead(nn.Module):
 
     def macs(self) -> int:
         return count_macs(self, torch.rand(1, *self.spec.in_shape))
+
+
+def load_heads(path) -> tuple[list[str], list[ExitHead]]:
+    """(exit points, heads in eval mode) saved by the exits step (weights_only load)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    heads = []
+    for spec, sd in zip(state["specs"], state["state_dicts"]):
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+        head = ExitHead(HeadSpec(**fields))
+        head.load_state_dict(sd)
+        heads.append(head.eval())
+    return list(state["points"]), heads

@@ -30,7 +30,7 @@ def test_report_has_the_foundation_keys(tiny_run):
 def test_up_to_date_steps_are_skipped(tiny_run_copy, tmp_path):
     cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
     out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu").stdout
-    for step in ("data", "backbone", "exits", "calibrate", "evaluate"):
+    for step in ("data", "backbone", "exits", "calibrate", "evaluate", "export"):
         assert f"[{step}] up to date, skipped" in out
 
 
@@ -99,7 +99,7 @@ def test_step_without_its_input_is_named(tmp_path):
 def test_steps_command_lists_the_steps():
     out = btsee("steps").stdout.split("\n")
     assert [line.split()[0] for line in out if line.strip()] == [
-        "data", "backbone", "exits", "calibrate", "evaluate"]
+        "data", "backbone", "exits", "calibrate", "evaluate", "export"]
 
 
 def test_console_script_is_installed():
