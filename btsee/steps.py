@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -155,16 +155,18 @@ def step_backbone(ctx: Context) -> Context:
     return ctx
 
 
+def _mirror(cls, section):
+    """An instance of `cls` (a qat/calib dataclass that cannot import the config) filled
+    from the config section's fields of the same names."""
+    return cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
+
+
 def policy(ctx: Context) -> CalibrationPolicy:
-    c = ctx.config.calibration
-    return CalibrationPolicy(c.policy, c.score, c.margin, c.margin_mode, c.min_support,
-                             c.global_threshold)
+    return _mirror(CalibrationPolicy, ctx.config.calibration)
 
 
 def head_training(ctx: Context) -> HeadTraining:
-    e = ctx.config.exits
-    return HeadTraining(e.method, e.target, e.soft_weights, e.soft_temperature,
-                        e.distill_temperature, e.epochs, e.batch_size, e.lr, e.seed)
+    return _mirror(HeadTraining, ctx.config.exits)
 
 
 def head_specs(ctx: Context, model: Backbone, points: list[str], conv_channels: list[int]
