@@ -2,6 +2,8 @@
 
     btsee run CONFIG --out DIR [--from STEP] [--to STEP] [--resume] [--force] [--device D]
     btsee sweep CONFIG --out DIR     # bts vs joint vs global threshold over the sweep section
+    btsee simulate RUN [--images F.npy] [--thresholds F.json] [--save F.npz]
+                                     # the golden simulator: class and exit index per image
     btsee steps                      # list the steps
     btsee config [CONFIG]            # print the (default or loaded) configuration as JSON
 
@@ -34,6 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("config", type=Path)
     w.add_argument("--out", type=Path, required=True, help="run folder (its backbone is reused)")
     w.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    m = sub.add_parser("simulate", help="simulate a run's exit dataflow in software (golden model)")
+    m.add_argument("run", type=Path, help="run folder with the dataflow step done")
+    m.add_argument("--images", type=Path,
+                   help=".npy of uint8 images (N, C, H, W); default: the run's test split")
+    m.add_argument("--thresholds", type=Path, help="thresholds artifact (default: the run's own)")
+    m.add_argument("--limit", type=int, help="simulate only the first N images")
+    m.add_argument("--save", type=Path, help="write class, exit index and integer logits per image (.npz)")
     sub.add_parser("steps", help="list the steps in order")
     c = sub.add_parser("config", help="print a configuration with all defaults filled in")
     c.add_argument("config", type=Path, nargs="?")
@@ -44,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from btsee.steps import STEPS
 
+    if args.command == "simulate":
+        from btsee.simulate import simulate_command
+
+        return simulate_command(args.run, args.images, args.thresholds, args.limit, args.save)
     if args.command == "steps":
         for s in STEPS:
             print(f"{s.name:10s} {s.doc}")
@@ -58,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from btsee.flow import Context, FlowError, run_steps
+    from hw.dataflow import DataflowError
+    from hw.thresholds import ThresholdsError
     from qat.data import DataError
     from qat.distributed import init_distributed
     from qat.train import CheckpointError
@@ -75,8 +90,14 @@ def main(argv: list[str] | None = None) -> int:
                              indent=2))
             print(f"sweep: {ctx.out / 'sweep' / 'sweep.md'}")
             return 0
+        if env.is_main:  # what `btsee simulate RUN` reads back; not an input of any step
+            from btsee.steps import RUN_CONFIG
+            from qat.atomic import atomic_write_json
+
+            ctx.out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(ctx.out / RUN_CONFIG, cfg.to_dict())
         run_steps(STEPS, ctx, args.start, args.stop, args.force)
-    except (FlowError, DataError, CheckpointError, ConfigError) as e:
+    except (FlowError, DataError, CheckpointError, ConfigError, DataflowError, ThresholdsError) as e:
         print(f"btsee: error: {e}", file=sys.stderr)
         return 1
     if env.is_main:

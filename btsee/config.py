@@ -159,6 +159,23 @@ class SweepConfig:
 
 
 @dataclass
+class HardwareConfig:
+    """The `dataflow` and `simulate` steps (FINN estimates and the bit-exactness chain)."""
+
+    board: str = "Pynq-Z2"
+    """FINN's board name for the estimate-only build (its part and resources)."""
+    clock_period_ns: float = 10.0
+    """Target clock: 10 ns = 100 MHz, what FINN builds PYNQ-Z2 at."""
+    target_fps: int = 10000
+    """Folding target of every segment (FINN only warns when folding misses it; the
+    report says per segment whether it was met)."""
+    mvau_wwidth_max: int = 36
+    """FINN's cap on an MVAU's weight stream width (bits); it limits SIMD."""
+    chain_images: int = 1000
+    """Test images run through the whole chain golden = qonnx = FINN (slow: per image)."""
+
+
+@dataclass
 class Config:
     """One run of the flow."""
 
@@ -170,6 +187,7 @@ class Config:
     exits: ExitsConfig = field(default_factory=ExitsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -305,5 +323,10 @@ def validate(cfg: Config) -> None:
     _check(c.margin_mode in ("additive", "multiplicative"),
            f"calibration.margin_mode: additive or multiplicative, got {c.margin_mode!r}")
     _check(c.min_support >= 1, f"calibration.min_support: must be at least 1, got {c.min_support}")
+    h = cfg.hardware
+    _check(h.clock_period_ns > 0, f"hardware.clock_period_ns: must be positive, got {h.clock_period_ns}")
+    _check(h.target_fps >= 1, f"hardware.target_fps: must be at least 1, got {h.target_fps}")
+    _check(h.mvau_wwidth_max >= 1, f"hardware.mvau_wwidth_max: must be at least 1, got {h.mvau_wwidth_max}")
+    _check(h.chain_images >= 1, f"hardware.chain_images: must be at least 1, got {h.chain_images}")
     bad = [v for v in cfg.sweep.variants if v not in ("soft", "distill", "labels")]
     _check(not bad, f"sweep.variants: unknown {bad}; choose from soft, distill, labels")

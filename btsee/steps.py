@@ -1,20 +1,20 @@
 """The flow's steps, in order. Each step reads and writes files in the run folder.
 
-Steps: data, backbone, exits, calibrate, evaluate, export. (Later steps arrive with
-their issues; only working steps are listed.)
+Steps: data, backbone, exits, calibrate, evaluate, export, dataflow, simulate. (Later
+steps arrive with their issues; only working steps are listed.)
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from btsee.config import ConfigError
+from btsee.config import ConfigError, DataConfig
 from btsee.flow import Context, Step, fingerprint
 from btsee.report import read_report, update_report
 from calib.cascade import Costs, calibrate_in_sequence, cascade_from_logits, oracle, summarize
@@ -28,6 +28,7 @@ from qat.heads import ExitHead, HeadSpec
 from qat.models import Backbone, ModelSpec, build_backbone, load_backbone, save_backbone
 from qat.train import InputScaling, accuracy, train
 
+RUN_CONFIG = "config.json"
 SPLIT_FILE = "data/split.npz"
 DATA_SUMMARY = "data/summary.json"
 BACKBONE_FILE = "backbone/model.pt"
@@ -39,18 +40,26 @@ THRESHOLDS_FILE = "calibrate/thresholds.json"
 EVALUATION_FILE = "evaluate/evaluation.json"
 EXPORT_MANIFEST = "export/manifest.json"
 EXPORT_CHECK_IMAGES = 64
+DATAFLOW_MANIFEST = "dataflow/manifest.json"
+SIMULATION_FILE = "simulate/simulation.json"
+RESOURCES_SOURCE = ("FINN estimates from the estimate-only build (no Vivado): lower bounds, without "
+                    "FIFOs, width converters, the shell and the project's exit RTL; pools count 0 LUT")
 
 
 # --------------------------------------------------------------------------- helpers
 
+def read_splits(out: Path, d: DataConfig) -> data_mod.Splits:
+    """The train/val/test splits the data step recorded in run folder `out`."""
+    raw = data_mod.load_raw(d.dataset, d.root, d.grayscale)
+    with np.load(out / SPLIT_FILE) as z:
+        index = {s: (str(z[f"{s}_source"]), z[f"{s}_index"]) for s in ("train", "val", "test")}
+    return data_mod.assemble(raw, index, d.pad_to_32)
+
+
 def load_splits(ctx: Context) -> data_mod.Splits:
     """The train/val/test splits recorded by the data step (cached for the invocation)."""
     if "splits" not in ctx.cache:
-        d = ctx.config.data
-        raw = data_mod.load_raw(d.dataset, d.root, d.grayscale)
-        with np.load(ctx.out / SPLIT_FILE) as z:
-            index = {s: (str(z[f"{s}_source"]), z[f"{s}_index"]) for s in ("train", "val", "test")}
-        ctx.cache["splits"] = data_mod.assemble(raw, index, d.pad_to_32)
+        ctx.cache["splits"] = read_splits(ctx.out, ctx.config.data)
     return ctx.cache["splits"]
 
 
@@ -230,11 +239,25 @@ def step_exits(ctx: Context) -> Context:
         "points": e.points, "specs": [asdict(s) for s in specs],
         "state_dicts": [h.state_dict() for h in fitted.heads]})
     arrays = {"classes": np.arange(model.spec.num_classes)}
+    integer = has_integer_form(model)
+    if integer:
+        from hw.export import classifier_scale, logit_scale
+
+        arrays["backbone_scale"] = np.float64(classifier_scale(model))
+        arrays["head_scales"] = np.array([logit_scale(h) for h in fitted.heads], np.float64)
     for split in ("val", "test"):
         arrays[f"{split}_labels"] = data[split].labels
         arrays[f"{split}_backbone"] = data[split].backbone_logits
         for k, (p, h) in enumerate(zip(e.points, fitted.heads)):
             arrays[f"{split}_head{k}"] = head_logits(h, data[split].features[p])
+        if integer:  # what the integer dataflow computes: logits / scale, checked to be integers
+            from hw.export import integer_codes
+
+            arrays[f"{split}_backbone_int"] = integer_codes(
+                arrays[f"{split}_backbone"], float(arrays["backbone_scale"]), f"{split} backbone logits")
+            for k in range(len(e.points)):
+                arrays[f"{split}_head{k}_int"] = integer_codes(
+                    arrays[f"{split}_head{k}"], float(arrays["head_scales"][k]), f"{split} head {k} logits")
     atomic_write(ctx.out / LOGITS_FILE, lambda tmp: np.savez(tmp.open("wb"), **arrays))
     head_macs = [h.macs() for h in fitted.heads]
     total = sum(model.segment_macs().values())
@@ -254,37 +277,106 @@ def step_exits(ctx: Context) -> Context:
     return ctx
 
 
-def load_logits(out: Path, split: str) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """(head logits per exit, backbone logits, labels) of `split` written by the exits step."""
+def has_integer_form(model: Backbone) -> bool:
+    """Whether the model's logits are integers times a scale (quantized, 8-bit input)."""
+    spec = model.spec
+    return spec.input_bits == 8 and spec.weight_bits is not None and spec.act_bits is not None
+
+
+@dataclass
+class SplitLogits:
+    """The logits of one split written by the exits step. With an integer form (quantized
+    models) `heads`/`final` are the integers the dataflow computes and the scales turn
+    them into the model's float logits; without one they are the float logits."""
+
+    heads: list[np.ndarray]  # per head (N, K)
+    final: np.ndarray  # (N, K)
+    labels: np.ndarray  # (N,)
+    head_scales: list[float] | None
+    final_scale: float | None
+
+    @property
+    def integer(self) -> bool:
+        return self.head_scales is not None
+
+    def for_score(self, score: str) -> tuple[list[np.ndarray], np.ndarray]:
+        """(head logits, final logits) in the domain the exit decision compares: the
+        integers for the margin score (the hardware's), float64 logits otherwise."""
+        if not self.integer or score == "margin":
+            return self.heads, self.final
+        return ([z * s for z, s in zip(self.heads, self.head_scales)], self.final * self.final_scale)
+
+
+def load_logits(out: Path, split: str) -> SplitLogits:
+    """The logits of `split` ("val" or "test") written by the exits step."""
     with np.load(out / LOGITS_FILE) as z:
-        k = sum(1 for name in z.files if name.startswith(f"{split}_head"))
-        return ([z[f"{split}_head{i}"] for i in range(k)], z[f"{split}_backbone"], z[f"{split}_labels"])
+        k = sum(1 for name in z.files if name.startswith(f"{split}_head") and not name.endswith("_int"))
+        if "head_scales" in z.files:
+            return SplitLogits([z[f"{split}_head{i}_int"] for i in range(k)], z[f"{split}_backbone_int"],
+                               z[f"{split}_labels"], [float(v) for v in z["head_scales"]],
+                               float(z["backbone_scale"]))
+        return SplitLogits([z[f"{split}_head{i}"] for i in range(k)], z[f"{split}_backbone"],
+                           z[f"{split}_labels"], None, None)
+
+
+def model_files(out: Path) -> tuple[Path, Path]:
+    """The files whose hash identifies the trained multi-exit model."""
+    return out / BACKBONE_FILE, out / HEADS_FILE
 
 
 def step_calibrate(ctx: Context) -> Context:
-    """Per-class CPM (or global) thresholds of every exit, in sequence, on the validation split."""
-    heads, final, labels = load_logits(ctx.out, "val")
-    k = final.shape[1]
-    anchor = class_precision(predicted_class(final), labels, k)
+    """Per-class CPM (or global) thresholds of every exit, in sequence, on the validation
+    split; in the integer domain of each head's logits when the model has one."""
+    from hw.thresholds import integer_thresholds, make_artifact, model_hash
+
+    lg = load_logits(ctx.out, "val")
     pol = policy(ctx)
-    cals = calibrate_in_sequence(heads, labels, anchor, pol)
+    heads, final = lg.for_score(pol.score)
+    k = final.shape[1]
+    anchor = class_precision(predicted_class(final), lg.labels, k)
+    integer = lg.integer and pol.score == "margin"
+    if integer and pol.policy == "global":
+        # a global threshold is in float score units: calibrate there, then take the least
+        # integer margin m with m * scale >= t for each exit (exact; tested)
+        floats = [z * s for z, s in zip(lg.heads, lg.head_scales)]
+        cals = calibrate_in_sequence(floats, lg.labels, anchor, pol)
+        for c, s in zip(cals, lg.head_scales):
+            c.thresholds = np.array([np.inf if t is None else t for t in integer_thresholds(c.thresholds, s)],
+                                    np.float64)
+    else:
+        cals = calibrate_in_sequence(heads, lg.labels, anchor, pol)
     points = ctx.config.exits.points
-    doc = {"policy": asdict(pol), "points": points, "anchor": [None if np.isnan(a) else a for a in anchor],
-           "rule": "exit when score >= thresholds[argmax class]; argmax ties go to the lowest index; "
-                   "null threshold = never exits",
-           "exits": [dict(point=p, **c.to_dict()) for p, c in zip(points, cals)]}
+    exits = []
+    for i, (p, c) in enumerate(zip(points, cals)):
+        entry = {"point": p, "score": pol.score}
+        if integer:  # CPM thresholds on integer margins are observed margins: integers
+            entry["scale"] = lg.head_scales[i]
+            entry["thresholds"] = [None if not np.isfinite(t) else int(t) for t in c.thresholds]
+            entry["float_thresholds"] = [None if t is None else t * lg.head_scales[i] for t in entry["thresholds"]]
+        else:
+            entry.update(scale=None, thresholds=None,
+                         float_thresholds=[None if not np.isfinite(t) else float(t) for t in c.thresholds])
+        entry.update(bar=c.to_dict()["bar"], support=c.to_dict()["support"])
+        exits.append(entry)
+    doc = make_artifact(model_hash(*model_files(ctx.out)), k, exits)
+    doc.update(policy=asdict(pol), points=points, anchor=[None if np.isnan(a) else a for a in anchor])
     atomic_write_json(ctx.out / THRESHOLDS_FILE, doc)
     never = [int(np.sum(~np.isfinite(c.thresholds))) for c in cals]
-    ctx.log(f"  {pol.policy} thresholds for {len(cals)} exits; classes that never exit: {never}")
+    ctx.log(f"  {pol.policy} thresholds for {len(cals)} exits "
+            f"({'integer' if integer else 'float'} {pol.score} scores); classes that never exit: {never}")
     update_report(ctx.out, {"calibration": {"policy": pol.policy, "score": pol.score,
                                             "margin": pol.margin, "margin_mode": pol.margin_mode,
+                                            "integer_thresholds": integer,
                                             "classes_never_exiting": never}})
     return ctx
 
 
 def read_thresholds(out: Path) -> list[np.ndarray]:
+    """Per exit (K,) float64 thresholds in the domain `SplitLogits.for_score` gives: the
+    integer thresholds when the artifact has them (inf = never exits)."""
     doc = json.loads((out / THRESHOLDS_FILE).read_text())
-    return [np.array([np.inf if t is None else t for t in e["thresholds"]], np.float64)
+    return [np.array([np.inf if t is None else t for t in (e["thresholds"] if e["thresholds"] is not None
+                                                           else e["float_thresholds"])], np.float64)
             for e in doc["exits"]]
 
 
@@ -298,12 +390,15 @@ def cascade_costs(report: dict, points: list[str]) -> Costs:
 
 def step_evaluate(ctx: Context) -> Context:
     """Test accuracy, exit fractions and MAC fraction of the calibrated cascade, and the oracle."""
-    heads, final, labels = load_logits(ctx.out, "test")
+    lg = load_logits(ctx.out, "test")
+    score = ctx.config.calibration.score
+    heads, final = lg.for_score(score)
+    labels = lg.labels
     report = read_report(ctx.out)
     points = ctx.config.exits.points
     costs = cascade_costs(report, points)
     k = final.shape[1]
-    exit_at, pred = cascade_from_logits(heads, read_thresholds(ctx.out), final, ctx.config.calibration.score)
+    exit_at, pred = cascade_from_logits(heads, read_thresholds(ctx.out), final, score)
     result = summarize(exit_at, pred, labels, costs, k)
     bound = oracle([predicted_class(z) for z in heads], predicted_class(final), labels, costs, k)
     backbone_acc = float((predicted_class(final) == labels).mean())
@@ -352,6 +447,67 @@ def step_export(ctx: Context) -> Context:
     return ctx
 
 
+def step_dataflow(ctx: Context) -> Context:
+    """Each exported segment through finn-plus to HW layers, checked to leave no compute in
+    software, and FINN's estimate-only build of each for the configured board."""
+    from hw.dataflow import (check_hw_only, convert_to_hw, load_qonnx, qonnx_to_finn, software_nodes,
+                             streamline)
+    from hw.finn_estimate import estimate_segment
+
+    h = ctx.config.hardware
+    manifest = json.loads((ctx.out / EXPORT_MANIFEST).read_text())
+    entries, totals = [], {"LUT": 0.0, "BRAM18": 0.0, "DSP": 0.0}
+    per_segment = {}
+    for seg in tqdm(manifest["segments"], desc="dataflow", unit="segment", disable=None, leave=False):
+        path = ctx.out / seg["file"]
+        model = load_qonnx(path, seg["input_type"])
+        hw = convert_to_hw(streamline(qonnx_to_finn(model, seg["input_type"]), seg["input_type"]),
+                           seg["input_type"])
+        check_hw_only(hw, str(path))
+        rel = f"dataflow/{seg['name']}.onnx"
+        atomic_write(ctx.out / rel, lambda tmp: hw.save(str(tmp)))
+        est = estimate_segment(path, seg["input_type"], ctx.out / "dataflow" / "estimates" / seg["name"],
+                               board=h.board, clock_period_ns=h.clock_period_ns, target_fps=h.target_fps,
+                               mvau_wwidth_max=h.mvau_wwidth_max)
+        ops: dict[str, int] = {}
+        for n in hw.graph.node:
+            ops[n.op_type] = ops.get(n.op_type, 0) + 1
+        est_doc = est.to_dict()
+        est_doc["report_dir"] = str(Path(est.report_dir).relative_to(ctx.out))
+        entries.append(dict(seg, qonnx_file=seg["file"], hw_file=rel, nodes=ops,
+                            software=[f"{n.name} ({n.op_type})" for n in software_nodes(hw)],
+                            estimate=est_doc))
+        for key, value in (("LUT", est.lut), ("BRAM18", est.bram18), ("DSP", est.dsp)):
+            totals[key] += value
+        per_segment[seg["name"]] = {"LUT": est.lut, "BRAM18": est.bram18, "DSP": est.dsp,
+                                    "cycles_per_frame": est.cycles_per_frame, "target_met": est.target_met}
+        ctx.log(f"  {seg['name']:15s} " + " ".join(f"{k}x{v}" for k, v in ops.items())
+                + f" | {est.lut:,.0f} LUT, {est.bram18:g} BRAM18, {est.dsp:g} DSP, "
+                f"{est.cycles_per_frame:,} cycles/frame{'' if est.target_met else ' (target missed)'}")
+    atomic_write_json(ctx.out / DATAFLOW_MANIFEST, {"points": manifest["points"], "segments": entries})
+    resources = dict(totals, source=RESOURCES_SOURCE, board=h.board, clock_mhz=1000.0 / h.clock_period_ns,
+                     target_fps=h.target_fps, per_segment=per_segment)
+    ctx.log(f"  total {totals['LUT']:,.0f} LUT, {totals['BRAM18']:g} BRAM18, {totals['DSP']:g} DSP "
+            f"(FINN estimates, lower bounds) on {h.board}")
+    update_report(ctx.out, {"resources": resources})
+    return ctx
+
+
+def step_simulate(ctx: Context) -> Context:
+    """The golden simulator on the test split (accuracy and MAC fraction against the
+    evaluate step's), against Brevitas on every test image, and the chain golden = qonnx =
+    FINN on the first hardware.chain_images test images."""
+    from btsee.simulate import simulate_run
+
+    summary = simulate_run(ctx)
+    atomic_write_json(ctx.out / SIMULATION_FILE, summary)
+    agreement = dict(summary["brevitas_agreement"])
+    agreement["mismatches"] = agreement["mismatches"][:20]  # all of them are in simulation.json
+    update_report(ctx.out, {"bit_exact": summary["bit_exact"], "golden": summary["golden"],
+                            "brevitas_agreement": agreement})
+    return ctx
+
+
 STEPS: list[Step] = [
     Step("data", step_data, "load the data set and cut the seeded splits", ("data",),
          outputs=(SPLIT_FILE, DATA_SUMMARY)),
@@ -362,11 +518,17 @@ STEPS: list[Step] = [
          ("data", "model", "train", "exits", "calibration"),
          inputs=(SPLIT_FILE, BACKBONE_FILE), outputs=(HEADS_FILE, LOGITS_FILE)),
     Step("calibrate", step_calibrate, "calibrate the exit thresholds on the validation split",
-         ("calibration",), inputs=(LOGITS_FILE,), outputs=(THRESHOLDS_FILE,)),
+         ("calibration",), inputs=(LOGITS_FILE, BACKBONE_FILE, HEADS_FILE), outputs=(THRESHOLDS_FILE,)),
     Step("evaluate", step_evaluate, "measure the calibrated cascade on the test split",
          ("exits", "calibration"), inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_FILE),
          outputs=(EVALUATION_FILE,)),
     Step("export", step_export, "export each segment and head to QONNX and check it",
          ("data",), inputs=(SPLIT_FILE, BACKBONE_FILE, HEADS_FILE), outputs=(EXPORT_MANIFEST,)),
+    Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
+         ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,)),
+    Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
+         ("calibration", "hardware"),
+         inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE),
+         outputs=(SIMULATION_FILE,)),
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

@@ -59,7 +59,7 @@ def _last_act_scale(module: nn.Module) -> float:
     return scale
 
 
-def _logit_scale(module: nn.Module) -> float:
+def logit_scale(module: nn.Module) -> float:
     """Scale of the logits: the last linear layer's weight scale x the activation before it."""
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     w = float(linears[-1].quant_weight().scale.detach().reshape(-1)[0])
@@ -80,14 +80,32 @@ def cascade_segments(model: Backbone, heads: list[ExitHead], points: list[str]) 
         body = nn.Sequential(model.input_quant, *parts) if start == 0 else nn.Sequential(*parts)
         last = stop == len(names)
         name = "backbone_final" if last else f"backbone_{k}"
-        scale = _logit_scale(body) if last else _last_act_scale(body)
+        scale = logit_scale(body) if last else _last_act_scale(body)
         out.append(Segment(name, "backbone", Scaled(in_scale, body).eval(), source, in_type, scale))
         if not last:
             head = heads[k]
             out.append(Segment(f"head_{k}", "head", Scaled(scale, head).eval(), name, act_type,
-                               _logit_scale(head)))
+                               logit_scale(head)))
         start, source, in_scale, in_type = stop, name, scale, act_type
     return out
+
+
+def integer_codes(values: np.ndarray, scale: float, what: str) -> np.ndarray:
+    """Float outputs that are integers times `scale` -> those integers (int64). A value
+    more than 1e-3 off the grid means the scale is not the output's: a ValueError naming
+    `what`."""
+    q = np.asarray(values, np.float64) / scale
+    codes = np.rint(q)
+    off = float(np.abs(q - codes).max(initial=0.0))
+    if off > 1e-3:
+        raise ValueError(f"{what}: values are not integers times the scale {scale!r} "
+                         f"(up to {off:.3g} off the grid)")
+    return codes.astype(np.int64)
+
+
+def classifier_scale(model: Backbone) -> float:
+    """Scale of the backbone's logits (its last segment's last linear layer)."""
+    return logit_scale(model.segments[list(model.segments)[-1]])
 
 
 def export_segment(seg: Segment, example: torch.Tensor, path: Path) -> Path:

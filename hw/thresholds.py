@@ -53,11 +53,13 @@ def model_hash(*files: Path) -> str:
 
 
 def make_artifact(model_sha256: str, num_classes: int, exits: list[dict]) -> dict:
-    """exits: one dict per exit with 'point', 'score' ('margin' or 'top'), 'scale' (float)
-    and 'thresholds' (K integers or None)."""
+    """exits: one dict per exit with 'point', 'score', 'scale' (float, or None without an
+    integer form), 'thresholds' (K integers or None = never exits; None for the whole list
+    without an integer form) and 'float_thresholds' (K floats or None), plus any extras."""
     for i, e in enumerate(exits):
-        if len(e["thresholds"]) != num_classes:
-            raise ValueError(f"exit {i}: {len(e['thresholds'])} thresholds for {num_classes} classes")
+        for key in ("thresholds", "float_thresholds"):
+            if e[key] is not None and len(e[key]) != num_classes:
+                raise ValueError(f"exit {i}: {len(e[key])} {key} for {num_classes} classes")
     return {"format": FORMAT, "model_sha256": model_sha256, "num_classes": num_classes,
             "num_exits": len(exits), "rule": "exit when score >= thresholds[argmax]; argmax ties go to "
             "the lowest index; null = never exits", "exits": exits}
@@ -81,6 +83,12 @@ def load_artifact(path: Path, model_sha256: str, num_classes: int, num_exits: in
         raise ThresholdsError(f"{path}: exits: {len(doc.get('exits', []))} entries for {num_exits} exits")
     for i, e in enumerate(doc["exits"]):
         t = e.get("thresholds")
-        if not isinstance(t, list) or len(t) != num_classes or not all(v is None or isinstance(v, int) for v in t):
+        if t is None:
+            raise ThresholdsError(f"{path}: exits[{i}].thresholds: no integer thresholds (score "
+                                  f"{e.get('score')!r}); the hardware decision needs calibration.score margin "
+                                  "on a quantized model")
+        if not isinstance(t, list) or len(t) != num_classes or not all(v is None or type(v) is int for v in t):
             raise ThresholdsError(f"{path}: exits[{i}].thresholds: expected {num_classes} integers or null")
+        if e.get("score") not in ("margin", "top"):
+            raise ThresholdsError(f"{path}: exits[{i}].score: {e.get('score')!r} has no integer form")
     return doc

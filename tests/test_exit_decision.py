@@ -62,7 +62,8 @@ def test_artifact_roundtrip_and_checks(tmp_path):
     (tmp_path / "model.pt").write_bytes(b"weights")
     sha = model_hash(tmp_path / "model.pt")
     exits = [{"point": "block1", "score": "margin", "scale": 0.03125,
-              "thresholds": integer_thresholds(np.array([0.5, np.inf, 0.0]), 0.03125)}]
+              "thresholds": integer_thresholds(np.array([0.5, np.inf, 0.0]), 0.03125),
+              "float_thresholds": [0.5, None, 0.0]}]
     doc = make_artifact(sha, 3, exits)
     assert doc["exits"][0]["thresholds"] == [16, None, 0]
     path = tmp_path / "thresholds.json"
@@ -72,6 +73,10 @@ def test_artifact_roundtrip_and_checks(tmp_path):
         load_artifact(path, "0" * 64, 3, 1)
     with pytest.raises(ThresholdsError, match="num_classes"):
         load_artifact(path, sha, 10, 1)
+    soft = make_artifact(sha, 3, [dict(exits[0], score="softmax", scale=None, thresholds=None)])
+    path.write_text(json.dumps(soft))
+    with pytest.raises(ThresholdsError, match=r"exits\[0\].thresholds: no integer thresholds"):
+        load_artifact(path, sha, 3, 1)
     path.write_text(json.dumps(doc)[:40])
     with pytest.raises(ThresholdsError, match="thresholds.json: not a readable"):
         load_artifact(path, sha, 3, 1)

@@ -114,11 +114,14 @@ def test_exit_steps_report_and_agree(tiny_run):
     assert all(f <= 0.05 for f in report["exits"]["head_mac_fraction"])
     assert report["oracle"]["accuracy"] >= report["accuracy"]["backbone"]
     # the saved thresholds are what the calibration rule gives on the saved logits
-    heads, final, labels = load_logits(tiny_run, "val")
-    anchor = class_precision(predicted_class(final), labels, final.shape[1])
     doc = json.loads((tiny_run / THRESHOLDS_FILE).read_text())
     pol = CalibrationPolicy(**doc["policy"])
-    cals = calibrate_in_sequence(heads, labels, anchor, pol)
+    logits = load_logits(tiny_run, "val")
+    assert logits.integer and pol.score == "margin"  # the tiny model is quantized
+    heads, final = logits.for_score(pol.score)
+    assert all(z.dtype == np.int64 for z in heads + [final])
+    anchor = class_precision(predicted_class(final), logits.labels, final.shape[1])
+    cals = calibrate_in_sequence(heads, logits.labels, anchor, pol)
     saved = read_thresholds(tiny_run)
     assert all(np.array_equal(a.thresholds, b) for a, b in zip(cals, saved))
     model = load_backbone(tiny_run / "backbone" / "model.pt")

@@ -1,0 +1,143 @@
+"""The bit-exactness chain (DESIGN.md §7): the golden simulator against qonnx's execution
+of the exported QONNX graphs and FINN's Python execution of the HW-layer graphs.
+
+Engines: 'qonnx' runs the exported graphs in float64 (`hw.exact_qonnx`: the exact
+reference), 'qonnx-float32' runs them as exported (float32, which can round a value on a
+boundary to the other side: reported, not a link of the chain), 'finn' runs the HW graphs.
+
+Both reference executions run one image at a time (their graphs have a fixed batch of 1)
+and each is chained on its own outputs, so a difference anywhere shows up in every later
+segment. Each segment's output is compared as integers: activation codes of a backbone
+segment, logits of a head and of the classifier. The exit decisions of the qonnx chain
+are made by the `ExitDecision` custom op executed by qonnx; those of the golden
+simulator by its numpy model; both are compared on class and exit index.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ChainSegment:
+    name: str
+    kind: str  # "backbone" or "head"
+    source: str  # the segment whose codes feed this one, "input" for the first
+    qonnx_file: str
+    hw_file: str
+    output_scale: float
+
+
+ENGINES = ("qonnx", "qonnx-float32", "finn")
+_MODELS: dict = {}  # per worker process: (file, float64?) -> ModelWrapper
+
+
+def _model(path: str, float64: bool = False):
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from hw.exact_qonnx import widen_to_float64
+
+    if (path, float64) not in _MODELS:
+        model = ModelWrapper(path)
+        _MODELS[path, float64] = widen_to_float64(model) if float64 else model
+    return _MODELS[path, float64]
+
+
+def _run_chunk(args) -> dict[str, np.ndarray]:
+    """One worker's share: every segment on images `pixels`, executed by `engine`."""
+    segments, pixels, engine = args
+    if engine == "finn":
+        from finn.core.onnx_exec import execute_onnx
+    else:
+        from qonnx.core.onnx_exec import execute_onnx
+    from hw.dataflow import integer_output
+    from hw.export import integer_codes
+
+    codes = {"input": pixels.astype(np.float32)}
+    for seg in segments:
+        x = codes[seg.source]
+        if engine != "finn":
+            wide = engine == "qonnx"
+            model = _model(seg.qonnx_file, float64=wide)
+            iname, oname = model.graph.input[0].name, model.graph.output[0].name
+            x = x.astype(np.float64 if wide else np.float32)
+            y = np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
+            out = integer_codes(y, seg.output_scale, f"{seg.qonnx_file} output")
+        else:
+            out = integer_output(_model(seg.hw_file), x, execute_onnx)
+            if not np.array_equal(out, np.rint(out)):
+                raise ValueError(f"{seg.hw_file}: the tensor entering the output scale Mul is not integer")
+            out = out.astype(np.int64)
+        codes[seg.name] = out.astype(np.float32) if seg.kind == "backbone" else out
+    return {s.name: np.asarray(codes[s.name]).astype(np.int64) for s in segments}
+
+
+def run_reference(segments: list[ChainSegment], pixels: np.ndarray, engine: str, workers: int = 1
+                  ) -> dict[str, np.ndarray]:
+    """Integer outputs of every segment on uint8 `pixels` (N, C, H, W), executed image by
+    image by `engine` (one of ENGINES, see the module docstring)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    chunks = [c for c in np.array_split(pixels, max(1, workers)) if len(c)]
+    if len(chunks) == 1:
+        parts = [_run_chunk((segments, chunks[0], engine))]
+    else:
+        with ProcessPoolExecutor(len(chunks), mp_context=get_context("spawn")) as pool:
+            parts = list(pool.map(_run_chunk, [(segments, c, engine) for c in chunks]))
+    return {s.name: np.concatenate([p[s.name] for p in parts]) for s in segments}
+
+
+def qonnx_decisions(head_logits: np.ndarray, thresholds: list[int | None], score: str) -> np.ndarray:
+    """(N, K) integer logits -> (N, 3) (class, exits, score) from the ExitDecision op as
+    executed by qonnx's `execute_onnx`."""
+    from onnx import TensorProto, helper
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.util.basic import qonnx_make_model
+
+    from hw.exit_decision import make_node
+
+    n, k = head_logits.shape
+    graph = helper.make_graph(
+        [make_node("logits", "decision", thresholds, score, name="ExitDecision_0")], "exit_decision",
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [n, k])],
+        [helper.make_tensor_value_info("decision", TensorProto.FLOAT, [n, 3])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    out = execute_onnx(model, {"logits": head_logits.astype(np.float32)})["decision"]
+    return np.rint(out).astype(np.int64)
+
+
+def cascade_of(decisions: list[np.ndarray], final_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(class (N,), exit index (N,)) from each head's (N, 3) decisions: the first head that
+    lets a sample exit, else the final classifier (index len(decisions))."""
+    from calib.rules import predicted_class
+
+    n = len(final_logits)
+    exit_index = np.full(n, len(decisions), np.int64)
+    classes = predicted_class(final_logits).astype(np.int64)
+    for i in reversed(range(len(decisions))):  # earlier heads overwrite later ones
+        leave = decisions[i][:, 1] == 1
+        exit_index[leave] = i
+        classes[leave] = decisions[i][leave, 0]
+    return classes, exit_index
+
+
+def differing_images(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: list[str]
+                     ) -> dict[str, np.ndarray]:
+    """Per segment, the (sorted) image indices whose integer outputs differ at all."""
+    out = {}
+    for name in names:
+        x, y = a[name], b[name]
+        if x.shape != y.shape:
+            raise ValueError(f"{name}: outputs of shape {x.shape} and {y.shape}")
+        out[name] = np.flatnonzero((x != y).reshape(len(x), -1).any(axis=1))
+    return out
+
+
+def segments_from_manifest(run: Path, manifest: dict) -> list[ChainSegment]:
+    return [ChainSegment(s["name"], s["kind"], s["source"], str(run / s["qonnx_file"]),
+                         str(run / s["hw_file"]), float(s["output_scale"])) for s in manifest["segments"]]

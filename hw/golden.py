@@ -1,0 +1,378 @@
+"""The golden simulator: a vectorized integer execution of the multi-exit dataflow.
+
+Each segment's FINN HW-layer graph (written by the `dataflow` step, before
+SpecializeLayers) is compiled into a list of numpy layers that read the layer's integer
+parameters (weights, thresholds, window sizes) from the graph:
+
+    Thresholding               y = #{t : x >= T[c, t]} + ActVal
+    ConvolutionInputGenerator  NHWC sliding windows, flattened (kh, kw, c), c fastest
+    MVAU                       integer matrix product, then thresholds (or the raw
+                               accumulator when noActivation = 1)
+    Pool (MaxPool)             max over the window (fused with the window generator
+                               into one reshape-max when the windows do not overlap)
+    Transpose                  layout change at a boundary
+
+The result is the integer tensor that enters the graph's output scale `Mul`: activation
+codes for a backbone segment, integer logits for a head and for the classifier.
+
+Matrix products run in BLAS floating point, which is exact here: every layer's largest
+possible partial sum (MW x max|w| x max|x|) is checked to be below 2**24 (float32) or
+2**53 (float64) when the layer is compiled. Whole batches run at once, and the cascade
+only feeds the samples that have not exited to the later segments, as the hardware does.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from numpy.lib.stride_tricks import sliding_window_view
+
+from hw.dataflow import HW_DOMAIN, DataflowError, output_scale_node
+from calib.rules import predicted_class
+from hw.exit_decision import decide
+
+FLOAT32_EXACT = 2 ** 24
+FLOAT64_EXACT = 2 ** 53
+
+
+class GoldenError(DataflowError):
+    """A graph the golden simulator cannot compile; the message names the file and node."""
+
+
+@dataclass
+class Layer:
+    name: str
+    op: str
+    run: Callable[[np.ndarray], np.ndarray]  # (N, ...) -> (N, ...), integer-valued floats
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
+def _dtype_bound(model, tensor: str) -> int:
+    """Largest |value| a tensor's qonnx datatype allows."""
+    dt = model.get_tensor_datatype(tensor)
+    return int(max(abs(dt.min()), abs(dt.max())))
+
+
+def _integer_initializer(model, name: str, where: str) -> np.ndarray:
+    value = model.get_initializer(name)
+    if value is None:
+        raise GoldenError(f"{where}: input {name!r} is not a constant")
+    if not np.array_equal(value, np.round(value)):
+        raise GoldenError(f"{where}: {name!r} holds non-integer values")
+    return value.astype(np.int64)
+
+
+def _thresholds_fn(thresholds: np.ndarray, act_val: int, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """y[..., c] = number of thresholds of channel c that x[..., c] reaches (x >= T[c, t]),
+    plus act_val. Evaluated as a table lookup: values below the smallest threshold reach
+    none, values above the largest reach all, so x is clipped into [min T - 1, max T]."""
+    if np.any(np.diff(thresholds, axis=1) < 0):
+        raise GoldenError(f"{where}: thresholds are not ascending per channel")
+    lo, hi = int(thresholds.min()) - 1, int(thresholds.max())
+    span = hi - lo + 1
+    if thresholds.shape[0] * span > 2 ** 26:
+        raise GoldenError(f"{where}: thresholds span {span} values; the lookup table would be too large")
+    grid = np.arange(lo, hi + 1)  # (span,)
+    table = np.stack([np.searchsorted(row, grid, side="right") for row in thresholds])  # (C, span)
+    flat = (table + act_val).astype(np.float32).reshape(-1)  # (C * span,)
+    # value x of channel c sits at flat[c * span + x - lo]
+    offset = (np.arange(thresholds.shape[0]) * span - lo).astype(np.float32)  # (C,) exact
+
+    def run(x: np.ndarray) -> np.ndarray:  # (..., C) exact integers, overwritten
+        np.clip(x, lo, hi, out=x)
+        x += offset
+        return flat.take(x.astype(np.int32))
+    return run
+
+
+def _mvau(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    a = _attrs(node)
+    if a.get("binaryXnorMode", 0):
+        raise GoldenError(f"{where}: binary XNOR MVAU is not simulated")
+    weights = _integer_initializer(model, node.input[1], where)  # (MW, MH)
+    mw, mh = a["MW"], a["MH"]
+    if weights.shape != (mw, mh):
+        raise GoldenError(f"{where}: weights of shape {weights.shape}, MW x MH is {mw} x {mh}")
+    # the largest |partial sum| any input of this datatype can produce
+    bound = int(np.abs(weights).sum(axis=0).max(initial=0)) * _dtype_bound(model, node.input[0])
+    if bound >= FLOAT64_EXACT:
+        raise GoldenError(f"{where}: accumulator bound {bound} too large for exact products")
+    ftype = np.float32 if bound < FLOAT32_EXACT else np.float64
+    w = weights.astype(ftype)
+    out_dims = list(a["numInputVectors"])[1:]
+    act = None
+    if not a.get("noActivation", 0):
+        act = _thresholds_fn(_integer_initializer(model, node.input[2], where), int(a.get("ActVal", 0)), where)
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, ..., MW) -> (N, ..., MH)
+        n = x.shape[0]
+        acc = x.reshape(-1, mw).astype(ftype, copy=False) @ w  # exact: every partial sum <= bound
+        acc = acc.reshape([n] + out_dims + [mh])
+        return acc if act is None else act(acc)
+    return run
+
+
+def _thresholding(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    a = _attrs(node)
+    fn = _thresholds_fn(_integer_initializer(model, node.input[1], where), int(a.get("ActVal", 0)), where)
+    return lambda x: fn(x.copy())
+
+
+def _conv_input_generator(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    a = _attrs(node)
+    (kh, kw), (sh, sw) = a["ConvKernelDim"], a["Stride"]
+    (dh, dw), (oh, ow) = a.get("Dilation", [1, 1]), a["OFMDim"]
+
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, OH, OW, kh*kw*C)
+        win = sliding_window_view(x, (span_h, span_w), axis=(1, 2))  # (N, H', W', C, span_h, span_w)
+        win = win[:, ::sh, ::sw, :, ::dh, ::dw][:, :oh, :ow]  # (N, OH, OW, C, kh, kw)
+        n, c = x.shape[0], x.shape[3]
+        return win.transpose(0, 1, 2, 4, 5, 3).reshape(n, oh, ow, kh * kw * c)  # (kh, kw, c), c fastest
+    return run
+
+
+def _pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    a = _attrs(node)
+    if a.get("Function") != "MaxPool":
+        raise GoldenError(f"{where}: Pool function {a.get('Function')!r} is not simulated (MaxPool only)")
+    k, ch = a["KernelSize"][0] * a["KernelSize"][1], a["Channels"]
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, OH, OW, k*C) -> (N, OH, OW, C)
+        return x.reshape(x.shape[:-1] + (k, ch)).max(axis=-2)
+    return run
+
+
+def _window_max(window_node, pool_node, where: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """ConvolutionInputGenerator + MaxPool over non-overlapping windows as one reshape-max
+    (the same values without materializing the windows); None when the windows overlap."""
+    a, p = _attrs(window_node), _attrs(pool_node)
+    (kh, kw), (sh, sw) = a["ConvKernelDim"], a["Stride"]
+    (oh, ow), dil = a["OFMDim"], a.get("Dilation", [1, 1])
+    if (sh, sw) != (kh, kw) or list(dil) != [1, 1] or p.get("Function") != "MaxPool" \
+            or list(p["KernelSize"]) != [kh, kw] or a.get("depthwise", 0) != 1:
+        return None
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, OH, OW, C)
+        n, c = x.shape[0], x.shape[3]
+        return x[:, :oh * kh, :ow * kw].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
+    return run
+
+
+def _transpose(node) -> Callable[[np.ndarray], np.ndarray]:
+    perm = _attrs(node)["perm"]
+    if perm[0] != 0:
+        raise GoldenError(f"Transpose {node.name!r} moves the batch axis")
+    return lambda x: x.transpose(perm)
+
+
+@dataclass
+class SegmentProgram:
+    """One segment compiled: integer codes in the graph's input layout -> integers entering
+    its output scale Mul, in the graph's output layout."""
+
+    name: str
+    input_shape: tuple[int, ...]  # without the batch axis
+    input_type: str
+    output_scale: float
+    layers: list[Layer] = field(default_factory=list)
+
+    def run(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
+        """(N, *input_shape) integer codes -> (N, *output) int64."""
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"{self.name}: input of shape {x.shape[1:]}, the graph takes {self.input_shape}")
+        if len(x) == 0:
+            return np.zeros((0,) + self.output_shape(), np.int64)
+        outs = []
+        for i in range(0, len(x), batch):
+            y = self._forward(np.asarray(x[i:i + batch]).astype(np.float32))
+            outs.append(np.rint(y).astype(np.int64))
+        return np.concatenate(outs)
+
+    def _forward(self, y: np.ndarray) -> np.ndarray:
+        """Integer-valued float arrays between layers: exact, and half the bytes of int64."""
+        for layer in self.layers:
+            y = layer.run(y)
+        return y
+
+    def output_shape(self) -> tuple[int, ...]:
+        return self._forward(np.zeros((1,) + self.input_shape, np.float32)).shape[1:]
+
+
+def compile_segment(model, name: str, where: str = "") -> SegmentProgram:
+    """Compiles a linear HW-layer graph; an unsupported or misplaced node is a GoldenError."""
+    where = where or name
+    iname = model.graph.input[0].name
+    mul = output_scale_node(model)
+    scale = float(np.asarray(model.get_initializer(mul.input[1])).reshape(-1)[0])
+    prog = SegmentProgram(name, tuple(model.get_tensor_shape(iname)[1:]),
+                          model.get_tensor_datatype(iname).name, scale)
+    tensor = iname
+    nodes = list(model.graph.node)
+    skip = set()
+    for k, node in enumerate(nodes):
+        at = f"{where}: node {node.name!r} ({node.op_type})"
+        if node.input[0] != tensor:
+            raise GoldenError(f"{at} does not follow the previous node: the graph is not a chain")
+        tensor = node.output[0]
+        if node is mul or k in skip:
+            continue
+        nxt = nodes[k + 1] if k + 1 < len(nodes) else None
+        if node.op_type == "ConvolutionInputGenerator" and nxt is not None and nxt.op_type == "Pool" \
+                and nxt.input[0] == node.output[0]:
+            fused = _window_max(node, nxt, at)
+            if fused is not None:
+                prog.layers.append(Layer(f"{node.name}+{nxt.name}", "WindowMax", fused))
+                skip.add(k + 1)
+                continue
+        if node.op_type == "Transpose":
+            fn = _transpose(node)
+        elif not node.domain.startswith(HW_DOMAIN):
+            raise GoldenError(f"{at} is not a FINN HW layer")
+        elif node.op_type == "MVAU":
+            fn = _mvau(model, node, at)
+        elif node.op_type == "Thresholding":
+            fn = _thresholding(model, node, at)
+        elif node.op_type == "ConvolutionInputGenerator":
+            fn = _conv_input_generator(node, at)
+        elif node.op_type == "Pool":
+            fn = _pool(node, at)
+        else:
+            raise GoldenError(f"{at} has no golden model")
+        prog.layers.append(Layer(node.name, node.op_type, fn))
+    return prog
+
+
+@dataclass
+class CascadeResult:
+    """Per image: predicted class, exit index (len(heads) = the final classifier), and the
+    integer logits of every head reached (rows of images that did not reach it are 0)."""
+
+    classes: np.ndarray  # (N,) int64
+    exit_index: np.ndarray  # (N,) int64
+    head_logits: list[np.ndarray]  # per head (N, K) int64
+    reached: list[np.ndarray]  # per head, then the final classifier: (N,) bool
+    final_logits: np.ndarray  # (N, K) int64
+    scores: list[np.ndarray]  # per head (N,) int64, 0 where not reached
+
+
+@dataclass
+class GoldenCascade:
+    """The compiled multi-exit dataflow: backbone segments, one head after each but the
+    last, and each head's integer thresholds (None = the class never exits)."""
+
+    backbone: list[SegmentProgram]
+    heads: list[SegmentProgram]
+    thresholds: list[list[int | None]]
+    score: str = "margin"
+
+    def __post_init__(self):
+        if len(self.heads) != len(self.backbone) - 1 or len(self.thresholds) != len(self.heads):
+            raise ValueError(f"{len(self.backbone)} backbone segments need {len(self.backbone) - 1} "
+                             f"heads and threshold tables; got {len(self.heads)} and {len(self.thresholds)}")
+
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    """Threads that simulate chunks of images at once (BLAS is held to one thread each)."""
+    chunk: int = 1000
+    """Images per chunk."""
+
+    def _parallel(self, fn: Callable[[np.ndarray], object], pixels: np.ndarray) -> list:
+        """fn over chunks of `pixels`, in order; in worker threads when there are several chunks."""
+        parts = [pixels[i:i + self.chunk] for i in range(0, len(pixels), self.chunk)] or [pixels]
+        if self.workers <= 1 or len(parts) == 1:
+            return [fn(p) for p in parts]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(self.workers) as pool:
+            return list(pool.map(fn, parts))
+
+    def segment_outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        """Every segment's integer output on every image (no exits): {segment name: int64}."""
+        parts = self._parallel(self._segment_outputs, pixels)
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def run(self, pixels: np.ndarray, exits: bool = True) -> CascadeResult:
+        """pixels (N, C, H, W) uint8 codes -> CascadeResult. With exits=False every image
+        runs every segment (the decisions are still made and reported)."""
+        parts = self._parallel(lambda p: self._run(p, exits), pixels)
+        cat = lambda rows: [np.concatenate(r) for r in zip(*rows)]  # noqa: E731
+        return CascadeResult(np.concatenate([p.classes for p in parts]),
+                             np.concatenate([p.exit_index for p in parts]),
+                             cat([p.head_logits for p in parts]), cat([p.reached for p in parts]),
+                             np.concatenate([p.final_logits for p in parts]), cat([p.scores for p in parts]))
+
+    def _segment_outputs(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        out, x = {}, pixels
+        for i, seg in enumerate(self.backbone):
+            x = out[seg.name] = seg.run(x)
+            if i < len(self.heads):
+                out[self.heads[i].name] = self.heads[i].run(x)
+        return out
+
+    def _run(self, pixels: np.ndarray, exits: bool) -> CascadeResult:
+        n = len(pixels)
+        classes = np.zeros(n, np.int64)
+        exit_index = np.full(n, len(self.heads), np.int64)
+        open_ = np.arange(n)  # images still in the pipeline
+        x = pixels
+        head_logits, reached, scores = [], [], []
+        for i, seg in enumerate(self.backbone):
+            x = seg.run(x)  # codes of the images in open_
+            mask = np.zeros(n, bool)
+            mask[open_] = True
+            reached.append(mask)
+            if i == len(self.heads):
+                final = np.zeros((n, x.shape[1]), np.int64)
+                final[open_] = x
+                pending = exit_index[open_] == len(self.heads)
+                classes[open_[pending]] = predicted_class(x[pending])
+                break
+            z = self.heads[i].run(x)  # (n_open, K)
+            logits = np.zeros((n, z.shape[1]), np.int64)
+            logits[open_] = z
+            head_logits.append(logits)
+            d = decide(z, self.thresholds[i], self.score)  # (n_open, 3) class, exits, score
+            s = np.zeros(n, np.int64)
+            s[open_] = d[:, 2]
+            scores.append(s)
+            leave = (d[:, 1] == 1) & (exit_index[open_] == len(self.heads))
+            classes[open_[leave]] = d[leave, 0]
+            exit_index[open_[leave]] = i
+            if exits:
+                x, open_ = x[~leave], open_[~leave]
+        return CascadeResult(classes, exit_index, head_logits, reached, final, scores)
+
+
+def load_cascade(manifest_path: Path, thresholds: list[list[int | None]], score: str) -> GoldenCascade:
+    """The cascade from the `dataflow` step's manifest (HW graph per segment)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    manifest_path = Path(manifest_path)
+    doc = json.loads(manifest_path.read_text())
+    progs = {}
+    for seg in doc["segments"]:
+        path = manifest_path.parent.parent / seg["hw_file"]
+        try:
+            model = ModelWrapper(str(path))
+        except Exception as e:
+            raise GoldenError(f"{path}: cannot be read ({e})") from e
+        progs[seg["name"]] = (seg["kind"], compile_segment(model, seg["name"], str(path)))
+    backbone = [p for kind, p in progs.values() if kind == "backbone"]
+    heads = [p for kind, p in progs.values() if kind == "head"]
+    return GoldenCascade(backbone, heads, thresholds, score)
