@@ -94,3 +94,23 @@ def sweep_pareto(rows: list[dict], backbone_test: float, path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("early exits: accuracy against compute")
     return _save(fig, path)
+
+
+def resources_by_segment(per_segment: dict[str, dict], board_lut: int | None, path: Path) -> Path:
+    """LUTs and cycles per frame of each segment (FINN estimates), in execution order."""
+    names = list(per_segment)
+    lut = [per_segment[n]["LUT"] for n in names]
+    cycles = [per_segment[n]["cycles_per_frame"] for n in names]
+    colors = ["tab:blue" if n.startswith("backbone") else "tab:orange" for n in names]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    a.bar(names, lut, color=colors)
+    a.set_ylabel("LUT (estimate, lower bound)")
+    title = f"total {sum(lut):,.0f} LUT" + (f" of {board_lut:,}" if board_lut else "")
+    a.set_title(title, fontsize=9)
+    b.bar(names, cycles, color=colors)
+    b.set_ylabel("cycles per frame")
+    b.set_title("blue: backbone segments, orange: exit heads", fontsize=9)
+    for ax in (a, b):
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    fig.tight_layout()
+    return _save(fig, path)

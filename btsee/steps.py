@@ -454,7 +454,10 @@ def step_dataflow(ctx: Context) -> Context:
                              streamline)
     from hw.finn_estimate import estimate_segment
 
+    from boards import load_board
+
     h = ctx.config.hardware
+    board = load_board(h.board)
     manifest = json.loads((ctx.out / EXPORT_MANIFEST).read_text())
     entries, totals = [], {"LUT": 0.0, "BRAM18": 0.0, "DSP": 0.0}
     per_segment = {}
@@ -467,7 +470,7 @@ def step_dataflow(ctx: Context) -> Context:
         rel = f"dataflow/{seg['name']}.onnx"
         atomic_write(ctx.out / rel, lambda tmp: hw.save(str(tmp)))
         est = estimate_segment(path, seg["input_type"], ctx.out / "dataflow" / "estimates" / seg["name"],
-                               board=h.board, clock_period_ns=h.clock_period_ns, target_fps=h.target_fps,
+                               board=board.finn_board, clock_period_ns=h.clock_period_ns, target_fps=h.target_fps,
                                mvau_wwidth_max=h.mvau_wwidth_max)
         ops: dict[str, int] = {}
         for n in hw.graph.node:
@@ -485,11 +488,16 @@ def step_dataflow(ctx: Context) -> Context:
                 + f" | {est.lut:,.0f} LUT, {est.bram18:g} BRAM18, {est.dsp:g} DSP, "
                 f"{est.cycles_per_frame:,} cycles/frame{'' if est.target_met else ' (target missed)'}")
     atomic_write_json(ctx.out / DATAFLOW_MANIFEST, {"points": manifest["points"], "segments": entries})
-    resources = dict(totals, source=RESOURCES_SOURCE, board=h.board, clock_mhz=1000.0 / h.clock_period_ns,
+    resources = dict(totals, source=RESOURCES_SOURCE, board=board.name, part=board.part,
+                     board_resources=board.resources, clock_mhz=1000.0 / h.clock_period_ns,
                      target_fps=h.target_fps, per_segment=per_segment)
     ctx.log(f"  total {totals['LUT']:,.0f} LUT, {totals['BRAM18']:g} BRAM18, {totals['DSP']:g} DSP "
-            f"(FINN estimates, lower bounds) on {h.board}")
-    update_report(ctx.out, {"resources": resources})
+            f"(FINN estimates, lower bounds) of {board.resources.get('LUT', 0):,} LUT and "
+            f"{board.resources.get('BRAM18', 0)} BRAM18 on {board.name}")
+    from btsee.plots import resources_by_segment
+
+    resources_by_segment(per_segment, board.resources.get("LUT"), ctx.out / "dataflow/resources.png")
+    update_report(ctx.out, {"resources": resources, "plots": {"resources": "dataflow/resources.png"}})
     return ctx
 
 

@@ -151,13 +151,16 @@ def check_hw_only(model, where: str) -> None:
     """Every compute node is a HW layer: only layout Transposes and the single output scale
     Mul may stay in software. Otherwise a DataflowError names the node."""
     out = model.graph.output[0].name
-    for n in software_nodes(model):
-        if n.op_type == "Transpose":
-            continue
-        if n.op_type == "Mul" and _feeds_output_only(model, n, out):
-            continue
-        raise DataflowError(f"{where}: node {n.name!r} ({n.op_type}) has no FINN HW layer in this "
-                            "flow; the segment cannot be mapped to the dataflow")
+    left = [n for n in software_nodes(model) if n.op_type != "Transpose"
+            and not (n.op_type == "Mul" and _feeds_output_only(model, n, out))]
+    # name the ops that have no HW layer at all before a Mul that merely lost its place
+    left.sort(key=lambda n: n.op_type in SOFTWARE_OK)
+    if left:
+        names = ", ".join(f"{n.name!r} ({n.op_type})" for n in left)
+        raise DataflowError(f"{where}: node {names} has no FINN HW layer in this flow; the segment "
+                            "cannot be mapped to the dataflow" if len(left) == 1 else
+                            f"{where}: nodes {names} have no FINN HW layer in this flow; the segment "
+                            "cannot be mapped to the dataflow")
 
 
 def _feeds_output_only(model, node, out: str) -> bool:

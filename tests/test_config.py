@@ -38,6 +38,8 @@ def test_json_and_yaml_agree(tmp_path):
     ({"model": {"weight_bits": 9}}, "model.weight_bits"),
     ({"data": {"normalize": True}}, "data.normalize"),
     ({"data": "fashion"}, "data"),
+    ({"hardware": {"board": "zcu999"}}, "hardware.board"),
+    ({"hardware": {"target_fps": 0}}, "hardware.target_fps"),
 ])
 def test_errors_name_the_key(values, key):
     with pytest.raises(ConfigError) as e:
@@ -63,3 +65,14 @@ def test_null_and_float_from_int():
                                       "width": 1}, "data": {"normalize": True}})
     assert cfg.model.weight_bits is None and cfg.model.width == 1.0
     assert isinstance(cfg.model.width, float)
+
+
+def test_boards_are_data_files():
+    from boards import BoardError, available, load_board
+
+    assert "pynq-z2" in available()
+    board = load_board("PYNQ-Z2")
+    assert board.finn_board == "Pynq-Z2" and board.part == "xc7z020clg400-1"
+    assert board.resources == {"LUT": 53200, "FF": 106400, "BRAM18": 280, "DSP": 220}
+    with pytest.raises(BoardError, match="unknown board 'nope'"):
+        load_board("nope")
