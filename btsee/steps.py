@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from boards import load_board
 from btsee.config import ConfigError, DataConfig
 from btsee.flow import Context, Step, fingerprint
 from btsee.report import read_report, update_report
@@ -453,8 +454,6 @@ def step_dataflow(ctx: Context) -> Context:
     from hw.dataflow import (check_hw_only, convert_to_hw, load_qonnx, qonnx_to_finn, software_nodes,
                              streamline)
     from hw.finn_estimate import estimate_segment
-
-    from boards import load_board
 
     h = ctx.config.hardware
     board = load_board(h.board)

@@ -76,18 +76,28 @@ def _run_chunk(args) -> dict[str, np.ndarray]:
     return {s.name: np.asarray(codes[s.name]).astype(np.int64) for s in segments}
 
 
-def run_reference(segments: list[ChainSegment], pixels: np.ndarray, engine: str, workers: int = 1
-                  ) -> dict[str, np.ndarray]:
+def run_reference(segments: list[ChainSegment], pixels: np.ndarray, engine: str, workers: int = 1,
+                  chunk: int = 50) -> dict[str, np.ndarray]:
     """Integer outputs of every segment on uint8 `pixels` (N, C, H, W), executed image by
-    image by `engine` (one of ENGINES, see the module docstring)."""
+    image by `engine` (one of ENGINES, see the module docstring), in chunks of `chunk`
+    images over `workers` processes, with a progress bar."""
+    from tqdm import tqdm
+
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    chunks = [c for c in np.array_split(pixels, max(1, workers)) if len(c)]
-    if len(chunks) == 1:
-        parts = [_run_chunk((segments, chunks[0], engine))]
+    chunks = [pixels[i:i + chunk] for i in range(0, len(pixels), chunk)]
+    bar = tqdm(total=len(pixels), desc=f"chain {engine}", unit="image", disable=None, leave=False)
+    parts = []
+    if workers <= 1 or len(chunks) == 1:
+        for c in chunks:
+            parts.append(_run_chunk((segments, c, engine)))
+            bar.update(len(c))
     else:
-        with ProcessPoolExecutor(len(chunks), mp_context=get_context("spawn")) as pool:
-            parts = list(pool.map(_run_chunk, [(segments, c, engine) for c in chunks]))
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            for c, part in zip(chunks, pool.map(_run_chunk, [(segments, c, engine) for c in chunks])):
+                parts.append(part)
+                bar.update(len(c))
+    bar.close()
     return {s.name: np.concatenate([p[s.name] for p in parts]) for s in segments}
 
 

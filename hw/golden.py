@@ -159,7 +159,7 @@ def _pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def _window_max(window_node, pool_node, where: str) -> Callable[[np.ndarray], np.ndarray] | None:
+def _window_max(window_node, pool_node) -> Callable[[np.ndarray], np.ndarray] | None:
     """ConvolutionInputGenerator + MaxPool over non-overlapping windows as one reshape-max
     (the same values without materializing the windows); None when the windows overlap."""
     a, p = _attrs(window_node), _attrs(pool_node)
@@ -236,7 +236,7 @@ def compile_segment(model, name: str, where: str = "") -> SegmentProgram:
         nxt = nodes[k + 1] if k + 1 < len(nodes) else None
         if node.op_type == "ConvolutionInputGenerator" and nxt is not None and nxt.op_type == "Pool" \
                 and nxt.input[0] == node.output[0]:
-            fused = _window_max(node, nxt, at)
+            fused = _window_max(node, nxt)
             if fused is not None:
                 prog.layers.append(Layer(f"{node.name}+{nxt.name}", "WindowMax", fused))
                 skip.add(k + 1)
@@ -281,16 +281,15 @@ class GoldenCascade:
     heads: list[SegmentProgram]
     thresholds: list[list[int | None]]
     score: str = "margin"
+    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
+    """Threads that simulate chunks of images at once (BLAS is held to one thread each)."""
+    chunk: int = 1000
+    """Images per chunk."""
 
     def __post_init__(self):
         if len(self.heads) != len(self.backbone) - 1 or len(self.thresholds) != len(self.heads):
             raise ValueError(f"{len(self.backbone)} backbone segments need {len(self.backbone) - 1} "
                              f"heads and threshold tables; got {len(self.heads)} and {len(self.thresholds)}")
-
-    workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 1))
-    """Threads that simulate chunks of images at once (BLAS is held to one thread each)."""
-    chunk: int = 1000
-    """Images per chunk."""
 
     def _parallel(self, fn: Callable[[np.ndarray], object], pixels: np.ndarray) -> list:
         """fn over chunks of `pixels`, in order; in worker threads when there are several chunks."""
