@@ -217,14 +217,14 @@ def simulate_command(run: Path, images: Path | None, thresholds: Path | None, li
     t0 = time.time()
     res = cascade.run(pixels)
     seconds = time.time() - t0
-    n_exits = len(cascade.heads) + 1
-    out = {"images": len(pixels), "images_per_second": round(len(pixels) / seconds, 1),
-           "exit_fraction": (np.bincount(res.exit_index, minlength=n_exits) / max(1, len(pixels))).tolist()}
-    if labels is not None:
-        out["accuracy"] = float((res.classes == labels).mean())
-        report = read_report(run)
-        costs = cascade_costs(report, [e["point"] for e in artifact["exits"]])
-        out["mac_fraction"] = float(costs.per_exit()[res.exit_index].mean() / costs.backbone)
+    out = {"images": len(pixels), "images_per_second": round(len(pixels) / seconds, 1)}
+    if labels is not None:  # the evaluate step's summary, on the golden simulator's decisions
+        costs = cascade_costs(read_report(run), [e["point"] for e in artifact["exits"]])
+        s = summarize(res.exit_index, res.classes, labels, costs, artifact["num_classes"])
+        out.update(exit_fraction=s["exit_fraction"], accuracy=s["accuracy"], mac_fraction=s["mac_fraction"])
+    else:
+        n_exits = len(cascade.heads) + 1
+        out["exit_fraction"] = (np.bincount(res.exit_index, minlength=n_exits) / max(1, len(pixels))).tolist()
     if save is not None:
         arrays = {"classes": res.classes, "exit_index": res.exit_index, "final_logits": res.final_logits}
         for i, (z, r) in enumerate(zip(res.head_logits, res.reached)):
