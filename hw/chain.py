@@ -136,18 +136,6 @@ def cascade_of(decisions: list[np.ndarray], final_logits: np.ndarray) -> tuple[n
     return classes, exit_index
 
 
-def differing_images(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: list[str]
-                     ) -> dict[str, np.ndarray]:
-    """Per segment, the (sorted) image indices whose integer outputs differ at all."""
-    out = {}
-    for name in names:
-        x, y = a[name], b[name]
-        if x.shape != y.shape:
-            raise ValueError(f"{name}: outputs of shape {x.shape} and {y.shape}")
-        out[name] = np.flatnonzero((x != y).reshape(len(x), -1).any(axis=1))
-    return out
-
-
 def segments_from_manifest(run: Path, manifest: dict) -> list[ChainSegment]:
     return [ChainSegment(s["name"], s["kind"], s["source"], str(run / s["qonnx_file"]),
                          str(run / s["hw_file"]), float(s["output_scale"])) for s in manifest["segments"]]
