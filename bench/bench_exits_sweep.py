@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from qat.atomic import atomic_write_json  # noqa: E402
+from calib.atomic import atomic_write_json  # noqa: E402
 
 RUN = ROOT / "runs" / "default"  # the make demo run folder; its backbone is reused
 

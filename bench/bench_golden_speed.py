@@ -26,9 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from btsee.config import load_config  # noqa: E402
-from btsee.simulate import load_golden  # noqa: E402
-from btsee.steps import read_splits  # noqa: E402
-from qat.atomic import atomic_write_json  # noqa: E402
+from btsee.run_folder import load_golden, read_splits  # noqa: E402
+from calib.atomic import atomic_write_json  # noqa: E402
 from qat.heads import load_heads  # noqa: E402
 from qat.models import load_backbone  # noqa: E402
 

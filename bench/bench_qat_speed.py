@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from btsee.config import load_config  # noqa: E402
-from qat.atomic import atomic_write_json  # noqa: E402
+from calib.atomic import atomic_write_json  # noqa: E402
 from qat.models import ModelSpec, build_backbone  # noqa: E402
 
 BATCH_TRAIN, BATCH_INFER = 128, 512

@@ -9,10 +9,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from calib.errors import BtseeError
+
 BOARDS_DIR = Path(__file__).resolve().parent
 
 
-class BoardError(Exception):
+class BoardError(BtseeError):
     """An unknown board or a board file with a missing field; names the file or board."""
 
 

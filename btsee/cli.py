@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from btsee.config import Config, ConfigError, load_config
+from calib.errors import BtseeError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,56 +51,67 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; a BtseeError (bad config, input or artifact) is printed in one
+    line with exit status 2 for the configuration, 1 otherwise. Other exceptions are bugs
+    and keep their traceback."""
     args = _parser().parse_args(argv)
-    from btsee.steps import STEPS
-
-    if args.command == "simulate":
-        from btsee.simulate import simulate_command
-
-        return simulate_command(args.run, args.images, args.thresholds, args.limit, args.save)
-    if args.command == "steps":
-        for s in STEPS:
-            print(f"{s.name:10s} {s.doc}")
-        return 0
     try:
-        cfg = load_config(args.config) if getattr(args, "config", None) else Config()
+        return _run_command(args)
     except ConfigError as e:
         print(f"btsee: config error: {e}", file=sys.stderr)
         return 2
+    except BtseeError as e:
+        print(f"btsee: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    if args.command == "steps":
+        from btsee.steps import STEPS
+
+        for s in STEPS:
+            print(f"{s.name:10s} {s.doc}")
+        return 0
+    if args.command == "simulate":
+        from btsee.simulate_command import simulate_command
+
+        print(json.dumps(simulate_command(args.run, args.images, args.thresholds, args.limit, args.save),
+                         indent=2))
+        return 0
+    cfg = load_config(args.config) if getattr(args, "config", None) else Config()
     if args.command == "config":
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
 
-    from btsee.flow import Context, FlowError, run_steps
-    from hw.dataflow import DataflowError
-    from hw.thresholds import ThresholdsError
-    from qat.data import DataError
+    from btsee.flow import Context, check_applicable, run_steps, select
+    from btsee.steps import STEPS
     from qat.distributed import init_distributed
-    from qat.train import CheckpointError
 
+    if args.command == "sweep":
+        from btsee.sweep import check_sweep_points
+
+        check_sweep_points(cfg)
+    else:  # before training starts: a step that cannot apply to this config says so now
+        check_applicable(select(STEPS, args.start, args.stop), cfg)
     env = init_distributed(args.device)
     log = (lambda msg: print(msg, flush=True)) if env.is_main else (lambda _msg: None)
     ctx = Context(config=cfg, out=args.out.resolve(), env=env, resume=getattr(args, "resume", False),
                   log=log)
-    try:
-        if args.command == "sweep":
-            from btsee.sweep import run_sweep
+    if args.command == "sweep":
+        from btsee.sweep import run_sweep
 
-            summary = run_sweep(ctx)
-            print(json.dumps({k: summary[k] for k in ("chosen_on_validation", "bts_vs_joint", "seconds")},
-                             indent=2))
-            print(f"sweep: {ctx.out / 'sweep' / 'sweep.md'}")
-            return 0
-        if env.is_main:  # what `btsee simulate RUN` reads back; not an input of any step
-            from btsee.steps import RUN_CONFIG
-            from qat.atomic import atomic_write_json
+        summary = run_sweep(ctx)
+        print(json.dumps({k: summary[k] for k in ("chosen_on_validation", "bts_vs_joint", "seconds")},
+                         indent=2))
+        print(f"sweep: {ctx.out / 'sweep' / 'sweep.md'}")
+        return 0
+    if env.is_main:  # what `btsee simulate RUN` reads back; not an input of any step
+        from btsee.run_folder import RUN_CONFIG
+        from calib.atomic import atomic_write_json
 
-            ctx.out.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(ctx.out / RUN_CONFIG, cfg.to_dict())
-        run_steps(STEPS, ctx, args.start, args.stop, args.force)
-    except (FlowError, DataError, CheckpointError, ConfigError, DataflowError, ThresholdsError) as e:
-        print(f"btsee: error: {e}", file=sys.stderr)
-        return 1
+        ctx.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(ctx.out / RUN_CONFIG, cfg.to_dict())
+    run_steps(STEPS, ctx, args.start, args.stop, args.force)
     if env.is_main:
         print(f"report: {ctx.out / 'report.json'}")
     return 0

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from calib.errors import BtseeError
 
-class ConfigError(Exception):
+
+class ConfigError(BtseeError):
     """A configuration file is unreadable, has an unknown key or a value of the wrong type."""
 
 
@@ -164,8 +166,9 @@ class HardwareConfig:
 
     board: str = "pynq-z2"
     """A board of `boards/` (one data file each): its FINN board name, part and resources."""
-    clock_period_ns: float = 10.0
-    """Target clock: 10 ns = 100 MHz, what FINN builds PYNQ-Z2 at."""
+    clock_period_ns: float | None = None
+    """Target clock period in ns; null = the board's default (`boards/<board>.json`,
+    10 ns = 100 MHz on PYNQ-Z2, what FINN builds it at)."""
     target_fps: int = 3000
     """Folding target of every segment (FINN only warns when folding misses it; the
     report says per segment whether it was met). 3,000 fps is where FINN's own CNV W2A2
@@ -175,6 +178,14 @@ class HardwareConfig:
     """FINN's cap on an MVAU's weight stream width (bits); it limits SIMD."""
     chain_images: int = 1000
     """Test images run through the whole chain golden = qonnx = FINN (slow: per image)."""
+
+    def clock_ns(self) -> float:
+        """The clock period the flow targets: this section's, else the board's default."""
+        if self.clock_period_ns is not None:
+            return self.clock_period_ns
+        from boards import load_board
+
+        return load_board(self.board).clock_period_ns
 
 
 @dataclass
@@ -289,6 +300,21 @@ def _check(cond: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_exit_points(points: list[str], backbone: str, key: str) -> None:
+    """A ConfigError naming `key` unless `points` are distinct exit points of `backbone`,
+    in backbone order."""
+    from qat.topology import exit_points
+
+    valid = exit_points(backbone)
+    _check(len(points) >= 1, f"{key}: name at least one exit point of {backbone}: {valid}")
+    unknown = [p for p in points if p not in valid]
+    _check(not unknown, f"{key}: {unknown} are not exit points of model.name {backbone!r}; "
+                        f"its exit points are {valid}")
+    _check(len(set(points)) == len(points), f"{key}: repeated point in {points}")
+    order = [valid.index(p) for p in points]
+    _check(order == sorted(order), f"{key}: {points} are not in backbone order {valid}")
+
+
 def validate(cfg: Config) -> None:
     """Checks value ranges and combinations that types alone do not catch."""
     d, m, t = cfg.data, cfg.model, cfg.train
@@ -313,8 +339,7 @@ def validate(cfg: Config) -> None:
     _check(t.schedule in ("cosine", "constant"), f"train.schedule: cosine or constant, got {t.schedule!r}")
     _check(t.lr > 0, f"train.lr: must be positive, got {t.lr}")
     e, c = cfg.exits, cfg.calibration
-    _check(len(e.points) >= 1, "exits.points: name at least one exit point")
-    _check(len(set(e.points)) == len(e.points), f"exits.points: repeated point in {e.points}")
+    check_exit_points(e.points, m.name, "exits.points")
     _check(e.method in ("bts", "joint"), f"exits.method: bts or joint, got {e.method!r}")
     _check(e.target in ("backbone", "labels"), f"exits.target: backbone or labels, got {e.target!r}")
     _check(len(e.conv_channels) >= 1, "exits.conv_channels: at least one (1, 3) convolution")
@@ -329,7 +354,8 @@ def validate(cfg: Config) -> None:
     from boards import available
 
     _check(h.board.lower() in available(), f"hardware.board: unknown board {h.board!r}; boards are {available()}")
-    _check(h.clock_period_ns > 0, f"hardware.clock_period_ns: must be positive, got {h.clock_period_ns}")
+    _check(h.clock_period_ns is None or h.clock_period_ns > 0,
+           f"hardware.clock_period_ns: must be positive or null (the board's), got {h.clock_period_ns}")
     _check(h.target_fps >= 1, f"hardware.target_fps: must be at least 1, got {h.target_fps}")
     _check(h.mvau_wwidth_max >= 1, f"hardware.mvau_wwidth_max: must be at least 1, got {h.mvau_wwidth_max}")
     _check(h.chain_images >= 1, f"hardware.chain_images: must be at least 1, got {h.chain_images}")

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from btsee.config import Config
-from qat.atomic import atomic_write_json
+from btsee.config import Config, ConfigError
+from calib.atomic import atomic_write_json
+from calib.errors import BtseeError
 from qat.distributed import DistEnv, barrier
 
 STATE = "steps.json"
@@ -33,6 +34,8 @@ class Context:
     log: Callable[[str], None] = print
     cache: dict = field(default_factory=dict)
     """Objects shared between steps of one invocation (loaded data, models)."""
+    fingerprint: str = ""
+    """The running step's fingerprint (set by `run_steps`; training checkpoints carry it)."""
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,11 @@ class Step:
     """Files it writes (relative to the run folder)."""
     all_ranks: bool = False
     """Run on every DDP process (training); otherwise on rank 0 only."""
+    cannot_run: Callable[[Config], str | None] | None = None
+    """Why the step cannot apply to a config (None when it can); checked before any step runs."""
 
 
-class FlowError(Exception):
+class FlowError(BtseeError):
     """The flow cannot run as asked (unknown step, missing inputs of a skipped step)."""
 
 
@@ -100,13 +105,26 @@ def select(steps: list[Step], start: str | None, stop: str | None) -> list[Step]
     return steps[i:j]
 
 
+def check_applicable(steps: list[Step], config: Config) -> None:
+    """A ConfigError naming the first of `steps` that cannot apply to `config`, and why."""
+    names = [s.name for s in steps]
+    for i, step in enumerate(steps):
+        reason = step.cannot_run(config) if step.cannot_run else None
+        if reason:
+            before = f"; stop before it with --to {names[i - 1]}" if i > 0 else ""
+            raise ConfigError(f"step {step.name!r} cannot run on this configuration: {reason}{before}")
+
+
 def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: str | None = None,
               force: bool = False) -> Context:
     """Runs the selected steps in order. Steps from `start` on (or all, with `force`) run
-    even when up to date; others are skipped when up to date."""
+    even when up to date; others are skipped when up to date. A selected step that cannot
+    apply to the config is a ConfigError before any step runs."""
+    selected = select(steps, start, stop)
+    check_applicable(selected, ctx.config)
     ctx.out.mkdir(parents=True, exist_ok=True)
     forced = force or start is not None
-    for step in select(steps, start, stop):
+    for step in selected:
         if not forced and is_up_to_date(step, ctx):
             ctx.log(f"[{step.name}] up to date, skipped")
             continue
@@ -114,6 +132,7 @@ def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: s
         ctx.log(f"[{step.name}] {step.doc}")
         t0 = time.time()
         if step.all_ranks or ctx.env.is_main:
+            ctx.fingerprint = fingerprint(step, ctx)
             ctx = step.run(ctx)
         barrier(ctx.env)
         if ctx.env.is_main:

@@ -9,7 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from qat.atomic import atomic_write  # noqa: E402
+from calib.atomic import atomic_write  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

@@ -1,7 +1,7 @@
 """`DIR/report.json`, the run's one summary, and its rendering `DIR/report.md`.
 
 Steps merge their keys in with `update_report`; keys are added, never renamed
-(DESIGN.md §3 lists the ones other tools rely on).
+(DESIGN.md §3 lists the ones other tools rely on). No step reads it back.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from qat.atomic import atomic_write_json, atomic_write_text
+from calib.atomic import atomic_write_json, atomic_write_text
 
 REPORT = "report.json"
 
@@ -20,16 +20,20 @@ def read_report(out: Path) -> dict[str, Any]:
 
 
 def _merge(base: dict, new: dict) -> dict:
+    """Top-level sections merge key by key (several steps fill `accuracy`, `plots`); below
+    that a step's value replaces the old one whole, so no stale nested key survives a
+    rerun (a new model's segment MACs never mix with the old model's)."""
     for k, v in new.items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
+            base[k].update(v)
         else:
             base[k] = v
     return base
 
 
 def update_report(out: Path, values: dict[str, Any]) -> dict[str, Any]:
-    """Merges `values` (nested dicts merge key by key) into report.json; rewrites report.md."""
+    """Merges `values` into report.json (see `_merge`); rewrites report.md. The report is
+    output only: no step reads its results back from it (they read `btsee.run_folder`)."""
     report = _merge(read_report(out), values)
     atomic_write_json(out / REPORT, report)
     atomic_write_text(out / "report.md", render_markdown(report))

@@ -11,21 +11,28 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import time
 from dataclasses import replace
 
 import numpy as np
 from tqdm import tqdm
 
+from btsee.config import Config, check_exit_points
 from btsee.flow import Context, run_steps
-from btsee.steps import STEPS, cascade_costs, head_specs, head_training, policy, split_data, backbone
-from btsee.report import read_report
-from calib.cascade import (calibrate_in_sequence, cascade_from_logits, oracle, summarize)
+from btsee.run_folder import class_names, read_segment_macs
+from btsee.steps import STEPS
+from btsee.steps.common import backbone, head_specs, head_training, policy, split_data
+from calib.atomic import atomic_write_json, atomic_write_text
+from calib.cascade import Costs, calibrate_in_sequence, cascade_from_logits, oracle, summarize
 from calib.cpm import class_precision
 from calib.rules import predicted_class
-from qat.atomic import atomic_write_json, atomic_write_text
 from qat.exit_training import fit_exits, head_logits
+
+
+def check_sweep_points(config: Config) -> None:
+    """A ConfigError naming sweep.point_sets[i] that holds no valid exit points of the model."""
+    for i, points in enumerate(config.sweep.point_sets):
+        check_exit_points(points, config.model.name, f"sweep.point_sets[{i}]")
 
 
 def _measure(heads_val, heads_test, cals, data, costs, score, k) -> dict:
@@ -48,6 +55,7 @@ def _logits(heads, points, data, split):
 
 def run_sweep(ctx: Context) -> dict:
     """Trains and evaluates every configuration; returns the summary (also written)."""
+    check_sweep_points(ctx.config)
     run_steps(STEPS, ctx, stop="backbone")
     sw = ctx.config.sweep
     model = backbone(ctx)
@@ -58,7 +66,7 @@ def run_sweep(ctx: Context) -> dict:
     anchor = class_precision(predicted_class(data["val"].backbone_logits), data["val"].labels, k)
     backbone_acc = {s: float((predicted_class(data[s].backbone_logits) == data[s].labels).mean())
                     for s in ("val", "test")}
-    report = read_report(ctx.out)
+    segment_macs = read_segment_macs(ctx.out)
     base_policy = policy(ctx)
     rows: list[dict] = []
     pretrained: dict = {}  # heads trained on all samples, shared by joint and first bts heads
@@ -67,8 +75,7 @@ def run_sweep(ctx: Context) -> dict:
     t0 = time.time()
     for points, width, seed in tqdm(combos, desc="sweep", disable=None, unit="config"):
         specs = head_specs(ctx, model, points, [width])
-        costs = cascade_costs({"model": report["model"],
-                               "exits": {"head_macs": [_head_macs(s) for s in specs]}}, points)
+        costs = Costs.for_points(segment_macs, points, [_head_macs(s) for s in specs])
         common = {"points": "+".join(points), "head_width": width, "seed": seed}
         joint_opts = replace(head_training(ctx), method="joint", seed=seed)
         joint = fit_exits(points, specs, data["train"], data["val"], base_policy, anchor, joint_opts,
@@ -103,8 +110,7 @@ def run_sweep(ctx: Context) -> dict:
     points, seed = ctx.config.exits.points, sw.seeds[0]
     width = ctx.config.exits.conv_channels[0]
     specs = head_specs(ctx, model, points, ctx.config.exits.conv_channels)
-    costs = cascade_costs({"model": report["model"],
-                           "exits": {"head_macs": [_head_macs(s) for s in specs]}}, points)
+    costs = Costs.for_points(segment_macs, points, [_head_macs(s) for s in specs])
     for variant in tqdm(sw.variants, desc="bts variants", disable=None, unit="variant"):
         opts = replace(head_training(ctx), method="bts", seed=seed, **variant_opts[variant])
         for margin in sw.margins:
@@ -127,7 +133,7 @@ def run_sweep(ctx: Context) -> dict:
     from btsee.plots import exits_by_class, sweep_pareto
 
     sweep_pareto(rows, backbone_acc["test"], out / "accuracy_vs_macs.png")
-    classes = json.loads((ctx.out / "data" / "summary.json").read_text())["classes"]
+    classes = class_names(ctx.out)
     for name, r in summary["chosen_on_validation"].items():
         if r is not None and name.endswith("@1pt"):
             row = next(x for x in rows if all(x[c] == r[c] for c in ("points", "head_width", "seed", "knob"))

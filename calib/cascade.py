@@ -23,6 +23,17 @@ class Costs:
     to_exit: tuple[int, ...]
     heads: tuple[int, ...]
 
+    @classmethod
+    def for_points(cls, segment_macs: dict[str, int], points: list[str], head_macs: list[int]) -> "Costs":
+        """Costs of heads with `head_macs` at exit `points`, on a backbone whose segments
+        (in order) cost `segment_macs`."""
+        names = list(segment_macs)
+        unknown = [p for p in points if p not in names]
+        if unknown or len(head_macs) != len(points):
+            raise ValueError(f"exit points {points} with {len(head_macs)} head costs on segments {names}")
+        to_exit = [sum(segment_macs[n] for n in names[:names.index(p) + 1]) for p in points]
+        return cls(sum(segment_macs.values()), tuple(to_exit), tuple(int(m) for m in head_macs))
+
     def per_exit(self) -> np.ndarray:
         """(K+1,) MACs of a sample leaving at exit k (last entry: the final classifier)."""
         head_cum = np.cumsum(self.heads)
@@ -31,20 +42,48 @@ class Costs:
                           np.float64)
 
 
+class FirstExit:
+    """The leave-at-first rule, written once: a sample leaves at the first exit that takes
+    it, with that exit's prediction; a sample no exit takes gets the final classifier's
+    (exit index = the number of exits). Exits are offered in order, so the golden
+    simulator can drop the samples that left before it runs the next segment."""
+
+    def __init__(self, n: int, num_exits: int):
+        self.num_exits = num_exits
+        self.exit_index = np.full(n, num_exits, np.int64)  # (N,)
+        self.pred = np.zeros(n, np.int64)  # (N,)
+        self.open = np.ones(n, bool)  # (N,) not taken by any exit offered so far
+        self._next = 0
+
+    def offer(self, j: int, takes: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """Exit j takes the open samples with `takes` (N,) true, predicting `pred` (N,);
+        returns (N,) which samples left here."""
+        if j != self._next:
+            raise ValueError(f"exit {j} offered after exit {self._next - 1}; offer them in order")
+        self._next += 1
+        take = self.open & takes
+        self.exit_index[take] = j
+        self.pred[take] = pred[take]
+        self.open &= ~take
+        return take
+
+    def finish(self, final_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The open samples take the final classifier's `final_pred` (N,); returns
+        (exit index (N,), prediction (N,))."""
+        if self._next != self.num_exits:
+            raise ValueError(f"{self._next} of {self.num_exits} exits offered before the final classifier")
+        self.pred[self.open] = final_pred[self.open]
+        return self.exit_index, self.pred
+
+
 def leave_at_first(takes: list[np.ndarray], head_pred: list[np.ndarray],
                    final_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(exit index (N,), prediction (N,)): each sample leaves at the first exit j with
     takes[j] true, with that head's prediction, else at the final classifier (index K)."""
-    k = len(takes)
-    exit_at = np.full(len(final_pred), k, np.int64)
-    pred = final_pred.copy()
-    open_ = np.ones(len(final_pred), bool)
-    for j in range(k):
-        take = open_ & takes[j]
-        exit_at[take] = j
-        pred[take] = head_pred[j][take]
-        open_ &= ~take
-    return exit_at, pred
+    first = FirstExit(len(final_pred), len(takes))
+    for j, (take, pred) in enumerate(zip(takes, head_pred)):
+        first.offer(j, take, pred)
+    return first.finish(final_pred)
 
 
 def run_cascade(head_pred: list[np.ndarray], head_score: list[np.ndarray],

@@ -1,11 +1,13 @@
-"""The exit decision on a head's integer logits: argmax, score and comparator.
+"""The exit decision unit's functional model, and the same as a qonnx custom op.
 
-`decide` is the functional model (numpy) that the golden simulator and the RTL's golden
-vectors use; `ExitDecision` is the same computation as a qonnx custom op (domain
-`hw.exit_decision`), so an exported graph can carry the decision and qonnx's
-`execute_onnx` runs it. Scores: 'margin' (top-2 logit difference) or 'top' (largest
-logit). The rules (argmax ties to the lowest index, `score >= threshold`) come from
-`calib.rules`, written once.
+`stream_decision` is the model of the hardware exit unit, written from the rule's
+definition and not from `calib.rules.decide`: it reads one integer logit per step,
+keeping the running argmax (a later logit replaces it only when strictly larger, so ties
+go to the lowest index) and the runner-up, then compares the score with the predicted
+class's threshold (`>=`; a disabled class never exits). `ExitDecision` (domain
+`hw.exit_decision`) executes it under qonnx's `execute_onnx`, so the chain compares the
+golden simulator's vectorized rule against an independent implementation; the RTL unit
+will be the third.
 """
 from __future__ import annotations
 
@@ -14,34 +16,28 @@ from onnx import helper
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from calib.rules import predicted_class, top2_margin
+from calib.rules import HW_SCORES
 
-HW_SCORES = ("margin", "top")
 DOMAIN = "hw.exit_decision"
 
 
-def integer_score(logits: np.ndarray, kind: str) -> np.ndarray:
-    """(N, K) integer logits -> (N,) int64 score."""
-    z = logits.astype(np.int64)
-    if kind == "margin":
-        return top2_margin(z)
-    if kind == "top":
-        return z.max(axis=1)
-    raise ValueError(f"hardware score must be one of {HW_SCORES}, got {kind!r}")
-
-
-def decide(logits: np.ndarray, thresholds: list[int | None], kind: str) -> np.ndarray:
-    """(N, K) integer logits -> (N, 3) int64 rows (class, exits 0/1, score)."""
-    if logits.ndim != 2 or logits.shape[1] != len(thresholds):
-        raise ValueError(f"logits of shape {logits.shape} for {len(thresholds)} class thresholds")
-    if not np.array_equal(logits, np.round(logits)):
-        raise ValueError("the exit decision takes integer logits")
-    cls = predicted_class(logits.astype(np.int64))  # (N,)
-    score = integer_score(logits, kind)  # (N,)
-    enabled = np.array([t is not None for t in thresholds])  # (K,)
-    table = np.array([0 if t is None else t for t in thresholds], np.int64)  # (K,)
-    leave = enabled[cls] & (score >= table[cls])  # (N,) the comparator
-    return np.stack([cls, leave.astype(np.int64), score], axis=1)
+def stream_decision(logits: list[int], thresholds: list[int | None], kind: str) -> tuple[int, int, int]:
+    """One image's K integer logits, one per step -> (class, exits 0/1, score)."""
+    if kind not in HW_SCORES:
+        raise ValueError(f"hardware score must be one of {HW_SCORES}, got {kind!r}")
+    if len(logits) != len(thresholds) or len(logits) < 2:
+        raise ValueError(f"{len(logits)} logits for {len(thresholds)} class thresholds (two or more)")
+    best_index, best, runner_up = 0, int(logits[0]), None
+    for k in range(1, len(logits)):
+        v = int(logits[k])
+        if v > best:  # strictly larger: an equal later logit never takes the lead
+            best_index, best, runner_up = k, v, best
+        elif runner_up is None or v > runner_up:
+            runner_up = v
+    score = best - runner_up if kind == "margin" else best
+    threshold = thresholds[best_index]
+    leaves = threshold is not None and score >= threshold
+    return best_index, int(leaves), score
 
 
 class ExitDecision(CustomOp):
@@ -71,8 +67,12 @@ class ExitDecision(CustomOp):
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        out = decide(context[node.input[0]], self._table(), self.get_nodeattr("score"))
-        context[node.output[0]] = out.astype(np.float32)
+        logits = context[node.input[0]]  # (N, K)
+        if not np.array_equal(logits, np.round(logits)):
+            raise ValueError(f"ExitDecision node {node.name!r}: the exit decision takes integer logits")
+        table, kind = self._table(), self.get_nodeattr("score")
+        rows = [stream_decision([int(v) for v in row], table, kind) for row in logits]
+        context[node.output[0]] = np.asarray(rows, np.float32).reshape(len(logits), 3)
 
     def verify_node(self):
         msgs = []

@@ -22,8 +22,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from calib.errors import BtseeError
 from qat.heads import ExitHead
 from qat.models import Backbone
+
+
+class ExportError(BtseeError):
+    """A model or tensor that has no integer form to export; the message says which."""
 
 
 class Scaled(nn.Module):
@@ -55,7 +60,7 @@ def _last_act_scale(module: nn.Module) -> float:
         if q is not None and getattr(q, "is_quant_enabled", False):
             scale = float(q.scale().detach().reshape(-1)[0])
     if scale is None:
-        raise ValueError(f"{type(module).__name__} has no quantized activation")
+        raise ExportError(f"{type(module).__name__} has no quantized activation")
     return scale
 
 
@@ -69,7 +74,7 @@ def logit_scale(module: nn.Module) -> float:
 def cascade_segments(model: Backbone, heads: list[ExitHead], points: list[str]) -> list[Segment]:
     """The backbone cut at `points`, then one head per point, in execution order."""
     if model.spec.input_bits != 8 or model.spec.act_bits is None:
-        raise ValueError("export needs a quantized model (model.input_bits 8, model.act_bits set)")
+        raise ExportError("export needs a quantized model (model.input_bits 8, model.act_bits set)")
     names = list(model.segments)
     cuts = [names.index(p) + 1 for p in points] + [len(names)]
     act_type = f"UINT{model.spec.act_bits}"
@@ -92,14 +97,14 @@ def cascade_segments(model: Backbone, heads: list[ExitHead], points: list[str]) 
 
 def integer_codes(values: np.ndarray, scale: float, what: str) -> np.ndarray:
     """Float outputs that are integers times `scale` -> those integers (int64). A value
-    more than 1e-3 off the grid means the scale is not the output's: a ValueError naming
+    more than 1e-3 off the grid means the scale is not the output's: an ExportError naming
     `what`."""
     q = np.asarray(values, np.float64) / scale
     codes = np.rint(q)
     off = float(np.abs(q - codes).max(initial=0.0))
     if off > 1e-3:
-        raise ValueError(f"{what}: values are not integers times the scale {scale!r} "
-                         f"(up to {off:.3g} off the grid)")
+        raise ExportError(f"{what}: values are not integers times the scale {scale!r} "
+                          f"(up to {off:.3g} off the grid)")
     return codes.astype(np.int64)
 
 

@@ -33,9 +33,9 @@ import numpy as np
 
 from numpy.lib.stride_tricks import sliding_window_view
 
-from hw.dataflow import HW_DOMAIN, DataflowError, output_scale_node
-from calib.rules import predicted_class
-from hw.exit_decision import decide
+from calib.cascade import FirstExit
+from calib.rules import decide, predicted_class
+from hw.finn.convert import HW_DOMAIN, DataflowError, load_hw, output_scale_node
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -90,13 +90,13 @@ def _thresholds_fn(thresholds: np.ndarray, act_val: int, where: str) -> Callable
     grid = np.arange(lo, hi + 1)  # (span,)
     table = np.stack([np.searchsorted(row, grid, side="right") for row in thresholds])  # (C, span)
     flat = (table + act_val).astype(np.float32).reshape(-1)  # (C * span,)
-    # value x of channel c sits at flat[c * span + x - lo]
-    offset = (np.arange(thresholds.shape[0]) * span - lo).astype(np.float32)  # (C,) exact
+    # value x of channel c sits at flat[c * span + x - lo]; the index is formed in int64,
+    # since float32 holds integers exactly only up to 2**24 and the table may be larger
+    offset = np.arange(thresholds.shape[0], dtype=np.int64) * span - lo  # (C,)
 
     def run(x: np.ndarray) -> np.ndarray:  # (..., C) exact integers, overwritten
         np.clip(x, lo, hi, out=x)
-        x += offset
-        return flat.take(x.astype(np.int32))
+        return flat.take(x.astype(np.int64) + offset)
     return run
 
 
@@ -326,8 +326,7 @@ class GoldenCascade:
 
     def _run(self, pixels: np.ndarray, exits: bool) -> CascadeResult:
         n = len(pixels)
-        classes = np.zeros(n, np.int64)
-        exit_index = np.full(n, len(self.heads), np.int64)
+        first = FirstExit(n, len(self.heads))  # the leave-at-first rule, from calib
         open_ = np.arange(n)  # images still in the pipeline
         x = pixels
         head_logits, reached, scores = [], [], []
@@ -339,38 +338,33 @@ class GoldenCascade:
             if i == len(self.heads):
                 final = np.zeros((n, x.shape[1]), np.int64)
                 final[open_] = x
-                pending = exit_index[open_] == len(self.heads)
-                classes[open_[pending]] = predicted_class(x[pending])
+                final_pred = np.zeros(n, np.int64)
+                final_pred[open_] = predicted_class(x)
+                first.finish(final_pred)
                 break
             z = self.heads[i].run(x)  # (n_open, K)
             logits = np.zeros((n, z.shape[1]), np.int64)
             logits[open_] = z
             head_logits.append(logits)
             d = decide(z, self.thresholds[i], self.score)  # (n_open, 3) class, exits, score
-            s = np.zeros(n, np.int64)
-            s[open_] = d[:, 2]
+            takes, pred, s = np.zeros(n, bool), np.zeros(n, np.int64), np.zeros(n, np.int64)
+            takes[open_], pred[open_], s[open_] = d[:, 1] == 1, d[:, 0], d[:, 2]
             scores.append(s)
-            leave = (d[:, 1] == 1) & (exit_index[open_] == len(self.heads))
-            classes[open_[leave]] = d[leave, 0]
-            exit_index[open_[leave]] = i
+            leaving = first.offer(i, takes, pred)  # (n,) the images that leave here
             if exits:
-                x, open_ = x[~leave], open_[~leave]
-        return CascadeResult(classes, exit_index, head_logits, reached, final, scores)
+                stay = ~leaving[open_]
+                x, open_ = x[stay], open_[stay]
+        return CascadeResult(first.pred, first.exit_index, head_logits, reached, final, scores)
 
 
 def load_cascade(manifest_path: Path, thresholds: list[list[int | None]], score: str) -> GoldenCascade:
     """The cascade from the `dataflow` step's manifest (HW graph per segment)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-
     manifest_path = Path(manifest_path)
     doc = json.loads(manifest_path.read_text())
     progs = {}
     for seg in doc["segments"]:
         path = manifest_path.parent.parent / seg["hw_file"]
-        try:
-            model = ModelWrapper(str(path))
-        except Exception as e:
-            raise GoldenError(f"{path}: cannot be read ({e})") from e
+        model = load_hw(path, seg.get("input_type"))
         progs[seg["name"]] = (seg["kind"], compile_segment(model, seg["name"], str(path)))
     backbone = [p for kind, p in progs.values() if kind == "backbone"]
     heads = [p for kind, p in progs.values() if kind == "head"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.errors import BtseeError
+
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_APT = "dataset-fashion-mnist"
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -28,7 +30,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tif
 DATASETS = ("fashion-mnist", "cifar10", "cinic10", "imagefolder")
 
 
-class DataError(Exception):
+class DataError(BtseeError):
     """A data set is missing, corrupt or laid out wrongly; the message names the path."""
 
 

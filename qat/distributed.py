@@ -58,11 +58,27 @@ def barrier(env: DistEnv) -> None:
         dist.barrier()
 
 
+def collective_tensor(values: list[float], env: DistEnv,
+                      dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """`values` as a tensor on `env.device`: NCCL (any CUDA run) takes GPU tensors only,
+    so every tensor handed to a collective is made here."""
+    return torch.tensor(values, dtype=dtype, device=env.device)
+
+
+def all_reduce_sum(values: list[float], env: DistEnv) -> list[float]:
+    """The element-wise sum of `values` over all processes (unchanged in a single process)."""
+    if not env.active:
+        return list(values)
+    t = collective_tensor(values, env)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
 def broadcast_flag(env: DistEnv, flag: bool) -> bool:
     """Rank 0's value of `flag` on every rank."""
     if not env.active:
         return flag
-    t = torch.tensor([int(flag)])
+    t = collective_tensor([int(flag)], env, torch.int64)
     dist.broadcast(t, 0)
     return bool(t.item())
 

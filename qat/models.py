@@ -18,6 +18,7 @@ import torch.nn as nn
 
 from qat import quant
 from qat.macs import count_macs
+from qat.topology import CLASSIFIER, CNV_BLOCKS, RESNET_STAGES, segment_names
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,13 @@ def cnv(spec: ModelSpec) -> Backbone:
         raise ValueError(f"cnv needs 32x32 inputs (set data.pad_to_32), got {spec.image_size}")
     c = _scaled(CNV_BASE, spec)
     cin = spec.in_channels
+    names = segment_names("cnv")
     segs: list[tuple[str, nn.Module]] = []
-    for i in range(6):
+    for i in range(CNV_BLOCKS):
         layers = _conv_bn_act(cin, c[i], spec)
         if i in (1, 3):
             layers.append(nn.MaxPool2d(2))
-        segs.append((f"block{i + 1}", nn.Sequential(*layers)))
+        segs.append((names[i], nn.Sequential(*layers)))
         cin = c[i]
     classifier = nn.Sequential(
         nn.Flatten(),
@@ -141,7 +143,7 @@ def cnv(spec: ModelSpec) -> Backbone:
         quant.linear(c[6], c[7], spec.weight_bits), nn.BatchNorm1d(c[7]), quant.relu(spec.act_bits),
         quant.linear(c[7], spec.num_classes, spec.weight_bits),
     )
-    segs.append(("classifier", classifier))
+    segs.append((CLASSIFIER, classifier))
     return Backbone(segs, spec.input_bits, spec)
 
 
@@ -165,6 +167,9 @@ class BasicBlock(nn.Module):
 
 def _resnet(spec: ModelSpec, base: Sequence[int], blocks_per_stage: int) -> Backbone:
     widths = _scaled(base, spec)
+    names = segment_names(spec.name)
+    if len(widths) != RESNET_STAGES[spec.name]:
+        raise ValueError(f"{spec.name}: {len(widths)} stage widths for {RESNET_STAGES[spec.name]} stages")
     segs: list[tuple[str, nn.Module]] = []
     stem = nn.Sequential(*_conv_bn_act(spec.in_channels, widths[0], spec, padding=1))
     cin = widths[0]
@@ -174,8 +179,8 @@ def _resnet(spec: ModelSpec, base: Sequence[int], blocks_per_stage: int) -> Back
             stride = 2 if (s > 0 and b == 0) else 1
             layers.append(BasicBlock(cin, w, stride, spec))
             cin = w
-        segs.append((f"stage{s + 1}", nn.Sequential(*layers)))
-    segs.append(("classifier", nn.Sequential(
+        segs.append((names[s], nn.Sequential(*layers)))
+    segs.append((CLASSIFIER, nn.Sequential(
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         quant.linear(cin, spec.num_classes, spec.weight_bits))))
     return Backbone(segs, spec.input_bits, spec)

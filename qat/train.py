@@ -17,9 +17,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from calib.errors import BtseeError
 from qat.atomic import atomic_torch_save
 from qat.data import ImageSet
-from qat.distributed import DistEnv, convert_batchnorm
+from qat.distributed import DistEnv, all_reduce_sum, convert_batchnorm
 
 
 class TrainOptions(Protocol):
@@ -37,7 +38,7 @@ class TrainOptions(Protocol):
     label_smoothing: float
 
 
-class CheckpointError(Exception):
+class CheckpointError(BtseeError):
     """A checkpoint cannot be used (unreadable, or from another configuration)."""
 
 
@@ -199,10 +200,7 @@ def train(model: nn.Module, train_set: ImageSet, val_set: ImageSet, opts: TrainO
             seen += len(y)
             if b % 20 == 0:
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", lr=f"{lr:.2e}")
-        if env.active:  # epoch totals over all processes
-            totals = torch.tensor([loss_sum, correct, seen], dtype=torch.float64)
-            torch.distributed.all_reduce(totals)
-            loss_sum, correct, seen = totals.tolist()
+        loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], env)  # over all processes
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
                   "seconds": time.time() - t0}
         if env.is_main:

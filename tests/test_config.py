@@ -76,3 +76,51 @@ def test_boards_are_data_files():
     assert board.resources == {"LUT": 53200, "FF": 106400, "BRAM18": 280, "DSP": 220}
     with pytest.raises(BoardError, match="unknown board 'nope'"):
         load_board("nope")
+
+
+@pytest.mark.parametrize("model, valid", [("resnet8", ["stage1", "stage2", "stage3"]),
+                                          ("resnet18", ["stage1", "stage2", "stage3", "stage4"])])
+def test_exit_points_are_checked_against_the_model_at_load(model, valid):
+    """The default points (block1..3) name no ResNet segment: the config is refused when
+    loaded, naming the key and the valid points, not after backbone training."""
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({"model": {"name": model}})
+    assert str(e.value).startswith("exits.points:")
+    assert str(valid) in str(e.value)
+    cfg = config_from_dict({"model": {"name": model}, "exits": {"points": valid[:2]}})
+    assert cfg.exits.points == valid[:2]
+    with pytest.raises(ConfigError, match="not in backbone order"):
+        config_from_dict({"model": {"name": model}, "exits": {"points": valid[:2][::-1]}})
+
+
+def test_exit_point_names_are_the_built_models():
+    from qat.models import ModelSpec, build_backbone
+    from qat.topology import exit_points
+
+    for name in ("cnv", "resnet8", "resnet18"):
+        spec = ModelSpec(name=name, width=0.125, channels=None, image_size=32)
+        assert build_backbone(spec).exit_points == exit_points(name), name
+
+
+def test_shipped_resnet_configs_name_their_stages():
+    for path in ("cifar10-resnet8.yaml", "cinic10-resnet18.yaml"):
+        cfg = load_config(ROOT / "configs" / path)
+        assert all(p.startswith("stage") for p in cfg.exits.points)
+        assert all(p.startswith("stage") for s in cfg.sweep.point_sets for p in s)
+
+
+def test_clock_defaults_to_the_boards(tmp_path, monkeypatch):
+    """hardware.clock_period_ns: null takes the board file's clock; a value overrides it."""
+    import boards
+
+    doc = json.loads((boards.BOARDS_DIR / "pynq-z2.json").read_text())
+    doc.update(name="slow-board", clock_period_ns=8.0)
+    for f in boards.BOARDS_DIR.glob("*.json"):
+        (tmp_path / f.name).write_text(f.read_text())
+    (tmp_path / "slow-board.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+    assert config_from_dict({"hardware": {"board": "slow-board"}}).hardware.clock_ns() == 8.0
+    assert config_from_dict({"hardware": {"board": "pynq-z2"}}).hardware.clock_ns() == 10.0
+    fixed = config_from_dict({"hardware": {"board": "slow-board", "clock_period_ns": 5.0}})
+    assert fixed.hardware.clock_ns() == 5.0
+    assert load_config(ROOT / "configs" / "default.yaml").hardware.clock_period_ns is None

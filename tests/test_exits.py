@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from btsee.config import load_config
-from btsee.steps import THRESHOLDS_FILE, load_logits, read_thresholds
+from btsee.run_folder import THRESHOLDS_FILE, load_logits, read_thresholds
 from calib.cascade import calibrate_in_sequence
 from calib.cpm import CalibrationPolicy, class_precision
 from calib.rules import exit_score, exits, predicted_class
@@ -136,7 +136,7 @@ def test_a_head_over_the_mac_budget_is_named(tiny_run_copy, tmp_path):
     values["exits"].update(reduce_channels=None, conv_channels=[256, 256])
     cfg = write_config(tmp_path / "big.json", values)
     r = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "exits", check=False)
-    assert r.returncode == 1 and "head at block1" in r.stderr and "max_head_mac_fraction" in r.stderr
+    assert r.returncode == 2 and "head at block1" in r.stderr and "max_head_mac_fraction" in r.stderr
 
 
 def test_default_config_heads_fit_the_budget():

@@ -1,4 +1,4 @@
-"""FINN's estimate-only build on the tiny run's exported segments, without Vivado."""
+"""FINN's estimate-only build on the tiny run's verified HW-layer graphs, without Vivado."""
 from __future__ import annotations
 
 import json
@@ -6,17 +6,63 @@ import logging
 import os
 import sys
 
+import numpy as np
 import pytest
+from onnx import numpy_helper
 
 pytest.importorskip("finn")
 
-from hw.dataflow import DataflowError  # noqa: E402
-from hw.finn_estimate import REPORTS, estimate_segment, finn_builder  # noqa: E402
+from hw.finn.builder import finn_builder  # noqa: E402
+from hw.finn.convert import DataflowError  # noqa: E402
+from hw.finn.estimate import PARTITION_MODEL, REPORTS, estimate_segment  # noqa: E402
 
 
 def first_segment(run, kind: str) -> dict:
-    manifest = json.loads((run / "export" / "manifest.json").read_text())
-    return next(s for s in manifest["segments"] if s["kind"] == kind)
+    """The dataflow manifest's entry of the first segment of `kind`; its hw_file is the
+    graph the golden simulator and the chain verify."""
+    manifest = json.loads((run / "dataflow" / "manifest.json").read_text())
+    seg = next(s for s in manifest["segments"] if s["kind"] == kind)
+    return dict(seg, file=seg["hw_file"])
+
+
+def _initializers(model) -> dict[str, np.ndarray]:
+    return {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+
+
+def test_estimate_builds_exactly_the_verified_graph(tiny_run, tmp_path):
+    """The build starts from the dataflow step's HW graph, and the layers FINN estimates
+    carry that graph's weights and thresholds, value for value."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    seg = first_segment(tiny_run, "backbone")
+    verified = ModelWrapper(str(tiny_run / seg["file"]))
+    estimate_segment(tiny_run / seg["file"], seg["input_type"], tmp_path / "build")
+    first = ModelWrapper(str(tmp_path / "build" / "intermediate_models" / "step_mark_input.onnx"))
+    assert [(n.op_type, list(n.input)) for n in first.graph.node] == \
+        [(n.op_type, list(n.input)) for n in verified.graph.node]
+    want, have = _initializers(verified), _initializers(first)
+    assert set(want) == set(have)
+    assert all(np.array_equal(want[k], have[k]) for k in want)
+    partition = ModelWrapper(str(tmp_path / "build" / "intermediate_models" / PARTITION_MODEL))
+    estimated = {n.name.replace("_hls", "").replace("_rtl", ""): n for n in partition.graph.node}
+    compared = 0
+    for node in verified.graph.node:
+        if node.op_type not in ("MVAU", "Thresholding"):
+            continue
+        other = estimated[node.name]
+        params = [(want[a], partition.get_initializer(b)) for a, b in zip(node.input[1:], other.input[1:])]
+        if node.op_type == "MVAU":  # FINN's MinimizeAccumulatorWidth clips thresholds that
+            (w, w_est), (t, t_est) = params  # no accumulator value reaches: the same comparisons
+            assert np.array_equal(w, w_est)
+            dt = verified.get_tensor_datatype(node.input[0])
+            reach = np.abs(w).sum(axis=0).max() * max(abs(dt.max()), abs(dt.min()))  # max |accumulator|
+            inside = np.abs(t) <= reach
+            assert np.array_equal(t[inside], t_est[inside])
+            assert np.all(t_est[~inside & (t > 0)] > reach) and np.all(t_est[~inside & (t < 0)] <= -reach)
+        else:
+            assert all(np.array_equal(a, b) for a, b in params)
+        compared += 1
+    assert compared == sum(n.op_type in ("MVAU", "Thresholding") for n in verified.graph.node) > 0
 
 
 @pytest.mark.parametrize("kind", ["backbone", "head"])

@@ -27,6 +27,38 @@ def test_report_has_the_foundation_keys(tiny_run):
     assert not list(tiny_run.rglob("*.tmp")), "no temporary files are left behind"
 
 
+def test_report_json_is_no_input_of_any_step(tiny_run_copy, tmp_path):
+    """MAC costs come from the backbone and exits steps' own artifacts: a report.json with
+    other numbers, or none at all, changes nothing the evaluate step computes."""
+    before = json.loads((tiny_run_copy / "evaluate" / "evaluation.json").read_text())
+    report = json.loads((tiny_run_copy / "report.json").read_text())
+    report["model"]["segment_macs"] = {k: 1 for k in report["model"]["segment_macs"]}
+    report["exits"]["head_macs"] = [10 ** 9 for _ in report["exits"]["head_macs"]]
+    (tiny_run_copy / "report.json").write_text(json.dumps(report))
+    cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
+    btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "evaluate", "--to", "evaluate",
+          "--device", "cpu")
+    assert json.loads((tiny_run_copy / "evaluate" / "evaluation.json").read_text()) == before
+    (tiny_run_copy / "report.json").unlink()
+    btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "evaluate", "--to", "evaluate",
+          "--device", "cpu")
+    assert json.loads((tiny_run_copy / "evaluate" / "evaluation.json").read_text()) == before
+    macs = json.loads((tiny_run_copy / "backbone" / "macs.json").read_text())
+    assert macs["macs"] == sum(macs["segment_macs"].values()) > 0
+
+
+def test_a_rerun_step_replaces_its_report_sections_whole(tmp_path):
+    """A new model's segment MACs never mix with the old model's names (stale nested keys)."""
+    from btsee.report import update_report
+
+    update_report(tmp_path, {"model": {"segment_macs": {"block1": 5, "block2": 7, "classifier": 3}},
+                             "accuracy": {"backbone": 0.9}})
+    report = update_report(tmp_path, {"model": {"segment_macs": {"stage1": 4, "classifier": 2}},
+                                      "accuracy": {"early_exit": 0.8}})
+    assert report["model"]["segment_macs"] == {"stage1": 4, "classifier": 2}
+    assert report["accuracy"] == {"backbone": 0.9, "early_exit": 0.8}
+
+
 def test_up_to_date_steps_are_skipped(tiny_run_copy, tmp_path):
     cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
     out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu").stdout

@@ -12,14 +12,13 @@ from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from btsee.config import load_config
-from btsee.simulate import load_golden
-from btsee.steps import load_logits, read_splits
-from hw.chain import cascade_of, qonnx_decisions, run_reference, segments_from_manifest
-from hw.dataflow import (DataflowError, check_hw_only, convert_to_hw, is_hw, load_qonnx, qonnx_to_finn,
-                         streamline)
-from hw.exit_decision import decide
-from hw.golden import GoldenError, compile_segment
-from hw.thresholds import integer_threshold
+from btsee.run_folder import load_golden, load_logits, read_splits
+from calib.rules import decide
+from calib.thresholds import integer_threshold
+from hw.finn.convert import (DataflowError, check_hw_only, convert_to_hw, is_hw, load_qonnx, qonnx_to_finn,
+                             streamline)
+from hw.golden import GoldenError, _thresholds_fn, compile_segment
+from hw.verify.chain import cascade_of, qonnx_decisions, run_reference, segments_from_manifest
 
 CHAIN_IMAGES = 64
 
@@ -239,7 +238,7 @@ def test_exact_qonnx_execution_rounds_like_real_arithmetic():
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.util.basic import qonnx_make_model
 
-    from hw.exact_qonnx import widen_to_float64
+    from hw.verify.exact_qonnx import widen_to_float64
 
     c = np.float32(0.8333334)
     assert Fraction(float(c)) * 3 > Fraction(5, 2) and np.float32(3) * c == np.float32(2.5)
@@ -258,13 +257,58 @@ def test_exact_qonnx_execution_rounds_like_real_arithmetic():
 
 
 def test_softmax_scores_have_no_hardware_form(tiny_run_copy, tmp_path):
+    """Calibrating and evaluating on max-softmax scores works; the simulate step is refused
+    when the config is loaded, and `btsee simulate` refuses the float thresholds."""
     from conftest import TINY_CONFIG, btsee, write_config
 
     values = json.loads(json.dumps(TINY_CONFIG))
     values["calibration"].update(score="softmax")
     cfg = write_config(tmp_path / "softmax.json", values)
     r = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "calibrate", check=False)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "exits[0].thresholds: no integer thresholds (score 'softmax')" in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "step 'simulate' cannot run" in r.stderr and "calibration.score 'softmax'" in r.stderr
+    btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "calibrate", "--to", "evaluate")
     report = json.loads((tiny_run_copy / "report.json").read_text())
     assert report["calibration"]["integer_thresholds"] is False  # evaluate ran on the float scores
+    r = btsee("simulate", str(tiny_run_copy), check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "exits[0].thresholds: no integer thresholds (score 'softmax')" in r.stderr
+
+
+def test_threshold_lookup_is_exact_beyond_float32_integers():
+    """A constructed layer whose lookup table (300 channels x a 60,001-value span, 18 M
+    entries) is larger than float32 counts exactly (2**24): every code equals the count of
+    thresholds reached, computed directly, on values on and next to every threshold."""
+    rng = np.random.default_rng(0)
+    channels, steps, span = 300, 15, 60_000
+    base = rng.integers(-span // 2, 0, channels)  # (C,)
+    thresholds = np.sort(base[:, None] + rng.integers(0, span, (channels, steps)), axis=1)  # (C, T)
+    assert channels * (thresholds.max() - thresholds.min() + 2) > 2 ** 24
+    pick = rng.integers(0, steps, (2000, channels))  # (N, C)
+    x = thresholds[np.arange(channels), pick] + rng.integers(-1, 2, (2000, channels))  # (N, C)
+    want = (x[:, :, None] >= thresholds[None]).sum(axis=2) + 3  # (N, C), ActVal 3
+    got = _thresholds_fn(thresholds.astype(np.int64), 3, "constructed")(x.astype(np.float32))
+    assert np.array_equal(got.astype(np.int64), want)
+
+
+def test_golden_cascade_equals_a_per_image_reference(tiny_run):
+    """The golden simulator's classes and exit indices equal a plain loop over images that
+    applies the rules as written (tests/test_exit_decision.py) to its own integer logits."""
+    from test_exit_decision import reference_decision
+
+    cascade, artifact = load_golden(tiny_run)
+    pixels, _ = split_pixels(tiny_run)
+    full = cascade.run(pixels, exits=False)  # every head's logits on every image
+    deployed = cascade.run(pixels)
+    for n in range(len(pixels)):
+        want = None
+        for j, (z, t) in enumerate(zip(full.head_logits, cascade.thresholds)):
+            cls, leaves, _ = reference_decision(z[n].tolist(), t, cascade.score)
+            if leaves:
+                want = (cls, j)
+                break
+        if want is None:
+            row = full.final_logits[n].tolist()
+            want = (row.index(max(row)), len(cascade.heads))
+        assert (int(deployed.classes[n]), int(deployed.exit_index[n])) == want, n
+    assert 0 < (deployed.exit_index < len(cascade.heads)).sum() < len(pixels)

@@ -1,4 +1,5 @@
-"""Training: the loss falls, a killed run resumes losing at most one epoch, DDP agrees."""
+"""Training: the loss falls, a killed run resumes losing at most one epoch, DDP agrees,
+and every tensor handed to a collective sits on the training device (NCCL's rule)."""
 from __future__ import annotations
 
 import json
@@ -39,6 +40,69 @@ def test_a_few_epochs_lower_the_loss(fmnist, tmp_path):
     assert losses[-1] < 0.8 * losses[0], losses
     state = load_checkpoint(tmp_path / "ck.pt")  # weights_only=True
     assert state["epoch"] == 2 and state["fingerprint"] == "fp"
+
+
+class _Recorder:
+    """A stand-in for torch.distributed's collectives that records the device of every
+    tensor handed to it and then stops the caller (meta tensors hold no values)."""
+
+    class Stop(Exception):
+        pass
+
+    def __init__(self):
+        self.devices: list[torch.device] = []
+
+    def __call__(self, tensor, *args, **kwargs):
+        self.devices.append(tensor.device)
+        raise self.Stop
+
+
+@pytest.mark.parametrize("collective", ["all_reduce", "broadcast"])
+def test_collective_tensors_are_made_on_the_training_device(monkeypatch, collective):
+    """With NCCL (any CUDA run) a collective fails on a CPU tensor. The meta device stands
+    in for the GPU this machine lacks: each collective must get a tensor on env.device."""
+    from qat import distributed
+
+    recorder = _Recorder()
+    monkeypatch.setattr(distributed.dist, collective, recorder)
+    env = DistEnv(0, 2, torch.device("meta"))
+    with pytest.raises(_Recorder.Stop):
+        if collective == "all_reduce":
+            distributed.all_reduce_sum([1.0, 2.0, 3.0], env)
+        else:
+            distributed.broadcast_flag(env, True)
+    assert recorder.devices == [torch.device("meta")]
+
+
+def test_training_reduces_its_epoch_totals_through_the_device_helper(fmnist, monkeypatch, tmp_path):
+    """One epoch as rank 0 of two, torch.distributed and DDP replaced by stand-ins: the
+    epoch totals go through `all_reduce_sum` (which places them on env.device), never a
+    CPU tensor of the training loop's own."""
+    import qat.train
+
+    calls = []
+
+    def record(values, env):
+        calls.append((list(values), env.device))
+        return [2 * v for v in values]  # what the second process would add: the same totals
+
+    def no_direct_collective(*args, **kwargs):
+        raise AssertionError("training called torch.distributed.all_reduce itself")
+
+    monkeypatch.setattr(qat.train, "all_reduce_sum", record)
+    monkeypatch.setattr(torch.distributed, "all_reduce", no_direct_collective)
+    monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: None)
+    monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda model, **kw: model)
+    tr = fmnist["train"]
+    data = ImageSet(pad_to(tr.images[:64], 32), tr.labels[:64], tr.classes)
+    env = DistEnv(0, 2, torch.device("cpu"))
+    history = train(build_backbone(ModelSpec(name="cnv", width=0.125)), data, data,
+                    _opts(epochs=1, batch_size=32), InputScaling(), env, tmp_path / "ck.pt", "fp",
+                    log=lambda _m: None)
+    assert len(calls) == 1 and calls[0][1] == env.device
+    loss_sum, correct, seen = calls[0][0]
+    assert seen == 32  # rank 0's half of two batches of 32
+    assert history[0]["train_loss"] == pytest.approx(loss_sum / seen)
 
 
 def test_learning_rate_schedule():

@@ -23,13 +23,47 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from calib.errors import BtseeError
+
 HW_DOMAIN = "finn.custom_op.fpgadataflow"
 SOFTWARE_OK = ("Transpose", "Mul")
 QONNX_QUANT_OPS = ("Quant", "BipolarQuant", "Trunc", "MultiThreshold")
 
 
-class DataflowError(Exception):
+class DataflowError(BtseeError):
     """A graph the flow cannot read or map; the message names the file and node."""
+
+
+def _open_segment_graph(path: Path, onnx_check: bool = True):
+    """A segment graph file opened: readable ONNX (and valid to onnx's checker with
+    `onnx_check`; FINN's HW graphs use op domains without an opset import, which it
+    refuses) with one input and one output. Errors are DataflowErrors naming the file."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataflowError(f"{path}: no such file")
+    try:
+        proto = onnx.load(str(path))
+        if onnx_check:
+            onnx.checker.check_model(proto)
+    except Exception as e:  # protobuf's DecodeError, onnx's ValidationError, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataflowError(f"{path}: not a readable ONNX model (truncated or corrupt?): {first}") from e
+    model = ModelWrapper(proto)
+    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
+        raise DataflowError(f"{path}: a segment graph has one input and one output, this one has "
+                            f"{len(model.graph.input)} and {len(model.graph.output)}")
+    return model
+
+
+def _check_input_type(model, path: Path, input_type: str | None) -> None:
+    """A DataflowError naming the file unless the graph input is typed `input_type` (if given)."""
+    if input_type is not None:
+        iname = model.graph.input[0].name
+        have = model.get_tensor_datatype(iname).name
+        if have != input_type:
+            raise DataflowError(f"{path}: input {iname!r} is typed {have}, the manifest says {input_type}")
 
 
 def load_qonnx(path: Path, input_type: str | None = None):
@@ -38,30 +72,22 @@ def load_qonnx(path: Path, input_type: str | None = None):
     `input_type` (a qonnx DataType name), when given, is checked against the graph input's
     annotation.
     """
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataflowError(f"{path}: no such file")
-    try:
-        proto = onnx.load(str(path))
-        onnx.checker.check_model(proto)
-    except Exception as e:  # protobuf's DecodeError, onnx's ValidationError, ...
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataflowError(f"{path}: not a readable ONNX model (truncated or corrupt?): {first}") from e
-    model = ModelWrapper(proto)
+    model = _open_segment_graph(path)
     ops = {n.op_type for n in model.graph.node}
     if not ops & set(QONNX_QUANT_OPS):
         raise DataflowError(f"{path}: not a QONNX graph: it has no quantization node "
                             f"({', '.join(QONNX_QUANT_OPS)}); ops are {sorted(ops)}")
-    if len(model.graph.input) != 1 or len(model.graph.output) != 1:
-        raise DataflowError(f"{path}: a segment graph has one input and one output, this one has "
-                            f"{len(model.graph.input)} and {len(model.graph.output)}")
-    if input_type is not None:
-        iname = model.graph.input[0].name
-        have = model.get_tensor_datatype(iname).name
-        if have != input_type:
-            raise DataflowError(f"{path}: input {iname!r} is typed {have}, the manifest says {input_type}")
+    _check_input_type(model, path, input_type)
+    return model
+
+
+def load_hw(path: Path, input_type: str | None = None):
+    """Opens a HW-layer graph written by the `dataflow` step; a missing or unreadable file,
+    or one with compute left in software, is a DataflowError naming the file (and node).
+    `input_type`, when given, is checked against the graph input's annotation."""
+    model = _open_segment_graph(path, onnx_check=False)
+    check_hw_only(model, str(path))
+    _check_input_type(model, path, input_type)
     return model
 
 

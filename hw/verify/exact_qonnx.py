@@ -24,7 +24,7 @@ import numpy as np
 from onnx import TensorProto, numpy_helper
 from qonnx.custom_op.general.intquant import IntQuant, int_quant
 
-DOMAIN = "hw.exact_qonnx"
+DOMAIN = "hw.verify.exact_qonnx"
 
 
 class Float64Quant(IntQuant):

@@ -1,16 +1,17 @@
 """The bit-exactness chain (DESIGN.md §7): the golden simulator against qonnx's execution
 of the exported QONNX graphs and FINN's Python execution of the HW-layer graphs.
 
-Engines: 'qonnx' runs the exported graphs in float64 (`hw.exact_qonnx`: the exact
+Engines: 'qonnx' runs the exported graphs in float64 (`hw.verify.exact_qonnx`: the exact
 reference), 'qonnx-float32' runs them as exported (float32, which can round a value on a
 boundary to the other side: reported, not a link of the chain), 'finn' runs the HW graphs.
 
 Both reference executions run one image at a time (their graphs have a fixed batch of 1)
 and each is chained on its own outputs, so a difference anywhere shows up in every later
 segment. Each segment's output is compared as integers: activation codes of a backbone
-segment, logits of a head and of the classifier. The exit decisions of the qonnx chain
-are made by the `ExitDecision` custom op executed by qonnx; those of the golden
-simulator by its numpy model; both are compared on class and exit index.
+segment, logits of a head and of the classifier. The exit decisions of the reference
+chains are made by the `ExitDecision` custom op executed by qonnx (the exit unit's
+streaming model, `hw.exit_decision`); those of the golden simulator by the vectorized
+rule of `calib.rules`; both are compared on class and exit index.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ _MODELS: dict = {}  # per worker process: (file, float64?) -> ModelWrapper
 def _model(path: str, float64: bool = False):
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from hw.exact_qonnx import widen_to_float64
+    from hw.verify.exact_qonnx import widen_to_float64
 
     if (path, float64) not in _MODELS:
         model = ModelWrapper(path)
@@ -54,7 +55,7 @@ def _run_chunk(args) -> dict[str, np.ndarray]:
         from finn.core.onnx_exec import execute_onnx
     else:
         from qonnx.core.onnx_exec import execute_onnx
-    from hw.dataflow import integer_output
+    from hw.finn.convert import integer_output
     from hw.export import integer_codes
 
     codes = {"input": pixels.astype(np.float32)}
@@ -122,17 +123,13 @@ def qonnx_decisions(head_logits: np.ndarray, thresholds: list[int | None], score
 
 
 def cascade_of(decisions: list[np.ndarray], final_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(class (N,), exit index (N,)) from each head's (N, 3) decisions: the first head that
-    lets a sample exit, else the final classifier (index len(decisions))."""
+    """(class (N,), exit index (N,)) from each head's (N, 3) decisions, by the
+    leave-at-first rule of `calib.cascade`."""
+    from calib.cascade import leave_at_first
     from calib.rules import predicted_class
 
-    n = len(final_logits)
-    exit_index = np.full(n, len(decisions), np.int64)
-    classes = predicted_class(final_logits).astype(np.int64)
-    for i in reversed(range(len(decisions))):  # earlier heads overwrite later ones
-        leave = decisions[i][:, 1] == 1
-        exit_index[leave] = i
-        classes[leave] = decisions[i][leave, 0]
+    exit_index, classes = leave_at_first([d[:, 1] == 1 for d in decisions], [d[:, 0] for d in decisions],
+                                         predicted_class(final_logits).astype(np.int64))
     return classes, exit_index
 
 

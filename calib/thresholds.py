@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from calib.errors import BtseeError
+
 FORMAT = "btsee-exit-thresholds/1"
 
 
-class ThresholdsError(Exception):
+class ThresholdsError(BtseeError):
     """A thresholds artifact is unreadable or belongs to another model; names file and field."""
 
 

@@ -1,0 +1,93 @@
+"""One base error for the project, caught once by the `btsee` command: configs that cannot
+run a step are refused at load, and every user-facing error is one line, no traceback."""
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+
+import pytest
+
+from calib.errors import BtseeError
+from conftest import ROOT, TINY_CONFIG, btsee, write_config
+from test_layout import project_modules
+
+
+def test_every_error_class_of_the_project_is_a_btsee_error():
+    found = []
+    for module, path in project_modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Error"):
+                found.append((module, node.name))
+    assert len(found) >= 8
+    for module, name in found:
+        assert issubclass(getattr(importlib.import_module(module), name), BtseeError), f"{module}.{name}"
+
+
+@pytest.mark.parametrize("change, step, reason", [
+    ({"model": {"weight_bits": None, "act_bits": None}}, "export", "quantized model"),
+    ({"calibration": {"score": "softmax"}}, "simulate", "calibration.score"),
+])
+def test_a_step_that_cannot_apply_says_so_at_load(tmp_path, change, step, reason):
+    """Before any training: the error names the step and the reason and says where to stop."""
+    values = json.loads(json.dumps(TINY_CONFIG))
+    for section, fields in change.items():
+        values[section].update(fields)
+    cfg = write_config(tmp_path / "c.json", values)
+    r = btsee("run", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu", check=False)
+    assert r.returncode == 2, r.stderr
+    assert f"step {step!r} cannot run" in r.stderr and reason in r.stderr and "--to " in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "backbone").exists()
+
+
+def test_a_broken_board_file_is_one_line_naming_the_file(tiny_run_copy, tmp_path, monkeypatch, capsys):
+    """A board file without its part, met by the dataflow step: exit status 1, one line."""
+    import boards
+    from btsee.cli import main
+
+    for f in boards.BOARDS_DIR.glob("*.json"):
+        (tmp_path / f.name).write_text(f.read_text())
+    doc = json.loads((boards.BOARDS_DIR / "pynq-z2.json").read_text())
+    doc.pop("part")
+    doc["name"] = "no-part"
+    (tmp_path / "no-part.json").write_text(json.dumps(doc))
+    monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path)
+    values = json.loads(json.dumps(TINY_CONFIG))
+    values["hardware"]["board"] = "no-part"
+    cfg = write_config(tmp_path / "c.json", values)
+    code = main(["run", str(cfg), "--out", str(tiny_run_copy), "--from", "dataflow", "--to", "dataflow",
+                 "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert str(tmp_path / "no-part.json") in err and "part" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_values_off_the_integer_grid_are_a_project_error():
+    import numpy as np
+
+    from hw.export import ExportError, integer_codes
+
+    with pytest.raises(ExportError, match="head 0 logits"):
+        integer_codes(np.array([0.1, 0.35]), 0.1, "head 0 logits")
+    assert issubclass(ExportError, BtseeError)
+
+
+def test_resnet8_runs_through_the_exits_step(tmp_path):
+    """The shipped ResNet-8 config's exit points on a small Fashion-MNIST split."""
+    from btsee.config import load_config
+
+    shipped = load_config(ROOT / "configs" / "cifar10-resnet8.yaml")
+    values = {"name": "resnet8-small",
+              "data": {"limit_train": 256, "limit_val": 128, "limit_test": 128},
+              "model": {"name": "resnet8", "channels": [4, 8, 8], "weight_bits": 4, "act_bits": 4},
+              "train": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0.0},
+              "exits": {"points": shipped.exits.points, "epochs": 1, "batch_size": 64},
+              "calibration": {"min_support": 5}}
+    cfg = write_config(tmp_path / "r8.json", values)
+    btsee("run", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu", "--to", "evaluate")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["exits"]["points"] == shipped.exits.points == ["stage1", "stage2"]
+    assert list(report["model"]["segment_macs"]) == ["stage1", "stage2", "stage3", "classifier"]
+    assert len(report["exit_fraction"]) == 3
