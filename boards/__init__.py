@@ -31,11 +31,17 @@ def available() -> list[str]:
     return sorted(p.stem for p in BOARDS_DIR.glob("*.json"))
 
 
-def load_board(name: str) -> Board:
-    """The board `name` (case-insensitive) from its data file."""
+def board_file(name: str) -> Path:
+    """The data file of board `name` (case-insensitive); an unknown board is a BoardError."""
     path = BOARDS_DIR / f"{name.lower()}.json"
     if not path.is_file():
         raise BoardError(f"unknown board {name!r}; boards are {available()} (files in {BOARDS_DIR})")
+    return path
+
+
+def load_board(name: str) -> Board:
+    """The board `name` (case-insensitive) from its data file."""
+    path = board_file(name)
     try:
         doc = json.loads(path.read_text())
         return Board(doc["name"], doc["finn_board"], doc["part"], float(doc["clock_period_ns"]),

@@ -53,6 +53,8 @@ class Step:
     """Run on every DDP process (training); otherwise on rank 0 only."""
     cannot_run: Callable[[Config], str | None] | None = None
     """Why the step cannot apply to a config (None when it can); checked before any step runs."""
+    external_inputs: Callable[[Config], tuple[Path, ...]] | None = None
+    """Files outside the run folder whose contents the result depends on (a board file)."""
 
 
 class FlowError(BtseeError):
@@ -68,10 +70,13 @@ def _file_digest(path: Path) -> str:
 
 
 def fingerprint(step: Step, ctx: Context) -> str:
-    """Hash of the step's config sections and the contents of its input files."""
+    """Hash of the step's config sections and the contents of its input files (in the run
+    folder, then outside it)."""
     cfg = ctx.config.to_dict()
     h = hashlib.sha256(step.name.encode())
     h.update(json.dumps({s: cfg[s] for s in step.sections}, sort_keys=True).encode())
+    for path in step.external_inputs(ctx.config) if step.external_inputs else ():
+        h.update(str(path).encode() + _file_digest(Path(path)).encode())
     for rel in step.inputs:
         path = ctx.out / rel
         if not path.exists():

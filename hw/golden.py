@@ -90,13 +90,16 @@ def _thresholds_fn(thresholds: np.ndarray, act_val: int, where: str) -> Callable
     grid = np.arange(lo, hi + 1)  # (span,)
     table = np.stack([np.searchsorted(row, grid, side="right") for row in thresholds])  # (C, span)
     flat = (table + act_val).astype(np.float32).reshape(-1)  # (C * span,)
-    # value x of channel c sits at flat[c * span + x - lo]; the index is formed in int64,
-    # since float32 holds integers exactly only up to 2**24 and the table may be larger
-    offset = np.arange(thresholds.shape[0], dtype=np.int64) * span - lo  # (C,)
+    # value x of channel c sits at flat[c * span + x - lo]; the index is formed in int32
+    # (exact: the table has at most 2**26 entries), never in float32, which holds integers
+    # exactly only up to 2**24
+    offset = (np.arange(thresholds.shape[0], dtype=np.int64) * span - lo).astype(np.int32)  # (C,)
 
     def run(x: np.ndarray) -> np.ndarray:  # (..., C) exact integers, overwritten
         np.clip(x, lo, hi, out=x)
-        return flat.take(x.astype(np.int64) + offset)
+        index = x.astype(np.int32)
+        index += offset
+        return flat.take(index)
     return run
 
 

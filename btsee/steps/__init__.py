@@ -9,6 +9,9 @@ of their own and a place in this list.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from boards import board_file
 from btsee.config import Config
 from btsee.flow import Step
 from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
@@ -23,6 +26,10 @@ from btsee.steps.training import step_backbone, step_data, step_exits
 
 def _hardware_cannot_run(config: Config) -> str | None:
     return integer_form_missing(config.model)
+
+
+def _board_file(config: Config) -> tuple[Path, ...]:
+    return (board_file(config.hardware.board),)
 
 
 def _simulate_cannot_run(config: Config) -> str | None:
@@ -53,7 +60,7 @@ STEPS: list[Step] = [
          cannot_run=_hardware_cannot_run),
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
-         cannot_run=_hardware_cannot_run),
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file),
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,

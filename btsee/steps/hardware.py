@@ -49,8 +49,7 @@ def step_export(ctx: Context) -> Context:
 def step_dataflow(ctx: Context) -> Context:
     """Each exported segment through finn-plus to HW layers, checked to leave no compute in
     software, and FINN's estimate-only build of each for the configured board."""
-    from hw.finn.convert import (check_hw_only, convert_to_hw, load_qonnx, qonnx_to_finn, software_nodes,
-                                 streamline)
+    from hw.finn.convert import check_hw_only, load_qonnx, software_nodes, to_hw
     from hw.finn.estimate import estimate_segment
 
     h = ctx.config.hardware
@@ -62,8 +61,7 @@ def step_dataflow(ctx: Context) -> Context:
     for seg in tqdm(manifest["segments"], desc="dataflow", unit="segment", disable=None, leave=False):
         path = ctx.out / seg["file"]
         model = load_qonnx(path, seg["input_type"])
-        hw = convert_to_hw(streamline(qonnx_to_finn(model, seg["input_type"]), seg["input_type"]),
-                           seg["input_type"])
+        hw = to_hw(model, seg["input_type"])
         check_hw_only(hw, str(path))
         rel = f"dataflow/{seg['name']}.onnx"
         atomic_write(ctx.out / rel, lambda tmp: hw.save(str(tmp)))

@@ -18,7 +18,10 @@ here are those, and the golden simulator reads its integer parameters from them.
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import onnx
@@ -111,6 +114,29 @@ def tidy(model):
               InferDataTypes(), RemoveStaticGraphInputs()):
         model = model.transform(t)
     return model
+
+
+KNOWN_WARNINGS = (
+    "Assuming 4D input is NCHW",  # qonnx InferDataLayouts on the NCHW segment inputs, as meant
+    "The GemmToMatMul transformation only offers explicit support for version 9",  # opset 20 Gemm
+)
+
+
+@contextlib.contextmanager
+def quiet_known_warnings() -> Iterator[None]:
+    """Hides the qonnx warnings that every conversion of these segments prints and that say
+    nothing about them (KNOWN_WARNINGS); any other warning still shows."""
+    with warnings.catch_warnings():
+        for text in KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", message=text, category=UserWarning)
+        yield
+
+
+def to_hw(model, input_type: str):
+    """A segment's QONNX graph -> its FINN HW-layer graph (`qonnx_to_finn`, `streamline`,
+    `convert_to_hw`), the input's datatype kept throughout."""
+    with quiet_known_warnings():
+        return convert_to_hw(streamline(qonnx_to_finn(model, input_type), input_type), input_type)
 
 
 def qonnx_to_finn(model, input_type: str):
