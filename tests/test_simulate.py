@@ -38,6 +38,11 @@ def test_dataflow_step_maps_every_compute_node_to_hw_layers(tiny_run):
         software = [n.op_type for n in model.graph.node if not is_hw(n)]
         assert set(software) <= {"Transpose", "Mul"} and software.count("Mul") == 1, software
         assert {"MVAU"} <= set(seg["nodes"])
+        layers = {n.name: n for n in model.graph.node}
+        for c in seg["threshold_corrections"]:  # FINN's float32 thresholds, made exact: the graph has them
+            node = layers[c["layer"]]
+            table = model.get_initializer(node.input[2] if node.op_type == "MVAU" else node.input[1])
+            assert c["exact"] != c["finn"] and table[c["channel"], c["code"] - 1] == c["exact"]
         assert seg["estimate"]["lut"] > 0 and seg["estimate"]["cycles_per_frame"] > 0
         assert (tiny_run / seg["estimate"]["report_dir"] / "estimate_layer_resources.json").is_file()
     res = json.loads((tiny_run / "report.json").read_text())["resources"]

@@ -48,8 +48,10 @@ def step_export(ctx: Context) -> Context:
 
 def step_dataflow(ctx: Context) -> Context:
     """Each exported segment through finn-plus to HW layers, checked to leave no compute in
-    software, and FINN's estimate-only build of each for the configured board."""
+    software, its thresholds made exact (`hw.finn.exact_thresholds`), and FINN's
+    estimate-only build of each for the configured board."""
     from hw.finn.convert import check_hw_only, load_qonnx, software_nodes, to_hw
+    from hw.finn.exact_thresholds import exact_thresholds
     from hw.finn.estimate import estimate_segment
 
     h = ctx.config.hardware
@@ -63,6 +65,10 @@ def step_dataflow(ctx: Context) -> Context:
         model = load_qonnx(path, seg["input_type"])
         hw = to_hw(model, seg["input_type"])
         check_hw_only(hw, str(path))
+        hw, corrections = exact_thresholds(model, hw, str(path))
+        for c in corrections:
+            ctx.log(f"  {seg['name']}: {c['layer']} channel {c['channel']}, code {c['code']}: FINN's threshold "
+                    f"{c['finn']} corrected to the exact {c['exact']}")
         rel = f"dataflow/{seg['name']}.onnx"
         atomic_write(ctx.out / rel, lambda tmp: hw.save(str(tmp)))
         est = estimate_segment(ctx.out / rel, seg["input_type"],
@@ -76,7 +82,7 @@ def step_dataflow(ctx: Context) -> Context:
         est_doc["report_dir"] = str(Path(est.report_dir).relative_to(ctx.out))
         entries.append(dict(seg, qonnx_file=seg["file"], hw_file=rel, nodes=ops,
                             software=[f"{n.name} ({n.op_type})" for n in software_nodes(hw)],
-                            estimate=est_doc))
+                            threshold_corrections=corrections, estimate=est_doc))
         for key, value in (("LUT", est.lut), ("BRAM18", est.bram18), ("DSP", est.dsp)):
             totals[key] += value
         per_segment[seg["name"]] = {"LUT": est.lut, "BRAM18": est.bram18, "DSP": est.dsp,
