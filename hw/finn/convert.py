@@ -23,7 +23,6 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import onnx
 
 from calib.errors import BtseeError
@@ -234,23 +233,3 @@ def output_scale_node(model):
     if len(muls) != 1:
         raise DataflowError(f"expected one output scale Mul, found {len(muls)}")
     return muls[0]
-
-
-def integer_output(model, x: np.ndarray, execute) -> np.ndarray:
-    """Runs a HW graph with `execute` (FINN's execute_onnx) one image at a time and returns
-    the integers entering its output scale Mul, in the graph's output layout."""
-    mul = output_scale_node(model)
-    iname = model.graph.input[0].name
-    outs = []
-    for i in range(len(x)):
-        ctx = execute(model, {iname: x[i:i + 1]}, return_full_exec_context=True)
-        outs.append(ctx[mul.input[0]])
-    y = np.concatenate(outs)
-    # Transposes after the Mul permute the layout; apply them to the integers as well
-    t = mul.output[0]
-    while t != model.graph.output[0].name:
-        (tr,) = model.find_consumers(t)
-        perm = [a.ints for a in tr.attribute if a.name == "perm"][0]
-        y = y.transpose(perm)
-        t = tr.output[0]
-    return y

@@ -5,13 +5,14 @@ Engines: 'qonnx' runs the exported graphs in float64 (`hw.verify.exact_qonnx`: t
 reference), 'qonnx-float32' runs them as exported (float32, which can round a value on a
 boundary to the other side: reported, not a link of the chain), 'finn' runs the HW graphs.
 
-Both reference executions run one image at a time (their graphs have a fixed batch of 1)
-and each is chained on its own outputs, so a difference anywhere shows up in every later
-segment. Each segment's output is compared as integers: activation codes of a backbone
-segment, logits of a head and of the classifier. The exit decisions of the reference
-chains are made by the `ExitDecision` custom op executed by qonnx (the exit unit's
-streaming model, `hw.exit_decision`); those of the golden simulator by the vectorized
-rule of `calib.rules`; both are compared on class and exit index.
+Both reference executions run copies of their graphs made for a batch of `BATCH` images
+(`hw.verify.batch`), and each is chained on its own outputs, so a difference anywhere
+shows up in every later segment. Each segment's output is compared as integers:
+activation codes of a backbone segment, logits of a head and of the classifier. The exit
+decisions of the reference chains are made by the `ExitDecision` custom op executed by
+qonnx (the exit unit's streaming model, `hw.exit_decision`); those of the golden
+simulator by the vectorized rule of `calib.rules`; both are compared on class and exit
+index.
 """
 from __future__ import annotations
 
@@ -34,18 +35,44 @@ class ChainSegment:
 
 
 ENGINES = ("qonnx", "qonnx-float32", "finn")
-_MODELS: dict = {}  # per worker process: (file, float64?) -> ModelWrapper
+BATCH = 50
+"""Images per execution of a reference graph (`hw.verify.batch`)."""
+_MODELS: dict = {}  # per worker process: (file, float64?, batch) -> ModelWrapper
 
 
-def _model(path: str, float64: bool = False):
+def _model(path: str, float64: bool = False, batch: int = BATCH):
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from hw.verify.batch import batch_safe_im2col, with_batch
     from hw.verify.exact_qonnx import widen_to_float64
 
-    if (path, float64) not in _MODELS:
+    batch_safe_im2col()
+    key = (path, float64, batch)
+    if key not in _MODELS:
         model = ModelWrapper(path)
-        _MODELS[path, float64] = widen_to_float64(model) if float64 else model
-    return _MODELS[path, float64]
+        _MODELS[key] = with_batch(widen_to_float64(model) if float64 else model, batch)
+    return _MODELS[key]
+
+
+def integer_output(model, x: np.ndarray, execute) -> np.ndarray:
+    """Runs a HW graph with `execute` (FINN's execute_onnx) over `x`, a batch of the
+    graph's size at a time, and returns the integers entering its output scale Mul, in
+    the graph's output layout."""
+    from hw.finn.convert import output_scale_node
+    from hw.verify.batch import run_in_batches
+
+    mul = output_scale_node(model)
+    iname = model.graph.input[0].name
+    y = run_in_batches(model, x, lambda m, part: execute(m, {iname: part}, return_full_exec_context=True)
+                       [mul.input[0]])
+    # Transposes after the Mul permute the layout; apply them to the integers as well
+    t = mul.output[0]
+    while t != model.graph.output[0].name:
+        (tr,) = model.find_consumers(t)
+        perm = [a.ints for a in tr.attribute if a.name == "perm"][0]
+        y = y.transpose(perm)
+        t = tr.output[0]
+    return y
 
 
 def _run_chunk(args) -> dict[str, np.ndarray]:
@@ -55,8 +82,8 @@ def _run_chunk(args) -> dict[str, np.ndarray]:
         from finn.core.onnx_exec import execute_onnx
     else:
         from qonnx.core.onnx_exec import execute_onnx
-    from hw.finn.convert import integer_output
     from hw.export import integer_codes
+    from hw.verify.batch import run_in_batches
 
     codes = {"input": pixels.astype(np.float32)}
     for seg in segments:
@@ -66,7 +93,7 @@ def _run_chunk(args) -> dict[str, np.ndarray]:
             model = _model(seg.qonnx_file, float64=wide)
             iname, oname = model.graph.input[0].name, model.graph.output[0].name
             x = x.astype(np.float64 if wide else np.float32)
-            y = np.concatenate([execute_onnx(model, {iname: x[i:i + 1]})[oname] for i in range(len(x))])
+            y = run_in_batches(model, x, lambda m, part: execute_onnx(m, {iname: part})[oname])
             out = integer_codes(y, seg.output_scale, f"{seg.qonnx_file} output")
         else:
             out = integer_output(_model(seg.hw_file), x, execute_onnx)
@@ -79,9 +106,9 @@ def _run_chunk(args) -> dict[str, np.ndarray]:
 
 def run_reference(segments: list[ChainSegment], pixels: np.ndarray, engine: str, workers: int = 1,
                   chunk: int = 50) -> dict[str, np.ndarray]:
-    """Integer outputs of every segment on uint8 `pixels` (N, C, H, W), executed image by
-    image by `engine` (one of ENGINES, see the module docstring), in chunks of `chunk`
-    images over `workers` processes, with a progress bar."""
+    """Integer outputs of every segment on uint8 `pixels` (N, C, H, W), executed by
+    `engine` (one of ENGINES, see the module docstring) in chunks of `chunk` images over
+    `workers` processes, with a progress bar."""
     from tqdm import tqdm
 
     if engine not in ENGINES:
