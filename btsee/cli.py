@@ -1,6 +1,6 @@
 """The `btsee` command.
 
-    btsee run CONFIG --out DIR [--from STEP] [--to STEP] [--resume] [--force] [--device D]
+    btsee [--debug] run CONFIG --out DIR [--from STEP] [--to STEP] [--resume] [--force] [--device D]
     btsee sweep CONFIG --out DIR     # bts vs joint vs global threshold over the sweep section
     btsee simulate RUN [--images F.npy] [--thresholds F.json] [--save F.npz]
                                      # the golden simulator: class and exit index per image
@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from btsee.config import Config, ConfigError, load_config
 from calib.errors import BtseeError
 
+DEBUG_VARIABLE = "BTSEE_DEBUG"
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="btsee", description="Early-exit CNNs from training to FPGA.")
+    p.add_argument("--debug", action="store_true",
+                   help=f"show the traceback of an error too (or set {DEBUG_VARIABLE}=1)")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the flow's steps for a configuration")
     r.add_argument("config", type=Path, help="YAML or JSON configuration file")
@@ -52,17 +58,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; a BtseeError (bad config, input or artifact) is printed in one
-    line with exit status 2 for the configuration, 1 otherwise. Other exceptions are bugs
-    and keep their traceback."""
+    line with exit status 2 for the configuration, 1 otherwise, and its traceback too with
+    --debug or BTSEE_DEBUG=1. Other exceptions are bugs and keep their traceback."""
     args = _parser().parse_args(argv)
     try:
         return _run_command(args)
-    except ConfigError as e:
-        print(f"btsee: config error: {e}", file=sys.stderr)
-        return 2
     except BtseeError as e:
-        print(f"btsee: error: {e}", file=sys.stderr)
-        return 1
+        if args.debug or os.environ.get(DEBUG_VARIABLE, "") not in ("", "0"):
+            traceback.print_exc()
+        config = isinstance(e, ConfigError)
+        print(f"btsee: {'config error' if config else 'error'}: {e}", file=sys.stderr)
+        return 2 if config else 1
 
 
 def _run_command(args: argparse.Namespace) -> int:

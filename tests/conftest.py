@@ -35,11 +35,13 @@ def write_config(path: Path, values: dict) -> Path:
     return path
 
 
-def btsee(*args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-    """Runs the btsee command in a fresh interpreter; returns the completed process."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([sys.executable, "-m", "btsee.cli", *args], cwd=ROOT, env=env,
-                       capture_output=True, text=True, **kw)
+def btsee(*args: str, check: bool = True, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Runs the btsee command in a fresh interpreter (in `env`, else this environment
+    without BTSEE_DEBUG); returns the completed process."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "BTSEE_DEBUG"}
+    r = subprocess.run([sys.executable, "-m", "btsee.cli", *args], cwd=ROOT,
+                       env=dict(env, PYTHONPATH=str(ROOT)), capture_output=True, text=True, **kw)
     if check and r.returncode != 0:
         raise AssertionError(f"btsee {' '.join(args)} exited {r.returncode}:\n{r.stderr[-3000:]}")
     return r

@@ -91,3 +91,19 @@ def test_resnet8_runs_through_the_exits_step(tmp_path):
     assert report["exits"]["points"] == shipped.exits.points == ["stage1", "stage2"]
     assert list(report["model"]["segment_macs"]) == ["stage1", "stage2", "stage3", "classifier"]
     assert len(report["exit_fraction"]) == 3
+
+
+def test_debug_shows_the_traceback_of_a_project_error(tmp_path):
+    """One line by default; --debug (or BTSEE_DEBUG=1) adds the traceback for developers."""
+    import os
+
+    cfg = write_config(tmp_path / "c.json", {"data": {"root": str(tmp_path / "nothing")}})
+    plain = btsee("run", str(cfg), "--out", str(tmp_path / "x"), check=False)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert len(plain.stderr.strip().splitlines()) == 1
+    debug = btsee("--debug", "run", str(cfg), "--out", str(tmp_path / "x"), check=False)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "DataError" in debug.stderr
+    assert debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()
+    env = dict(os.environ, BTSEE_DEBUG="1")
+    variable = btsee("run", str(cfg), "--out", str(tmp_path / "x"), check=False, env=env)
+    assert variable.returncode == 1 and "Traceback" in variable.stderr
