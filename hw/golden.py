@@ -35,7 +35,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from calib.cascade import FirstExit
 from calib.rules import decide, predicted_class
-from hw.finn.convert import HW_DOMAIN, DataflowError, load_hw, output_scale_node
+from hw.finn.convert import HW_DOMAIN, DataflowError, load_hw, node_attributes, output_scale_node
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -50,16 +50,6 @@ class Layer:
     name: str
     op: str
     run: Callable[[np.ndarray], np.ndarray]  # (N, ...) -> (N, ...), integer-valued floats
-
-
-def _attrs(node) -> dict:
-    from onnx import helper
-
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        out[a.name] = v.decode() if isinstance(v, bytes) else v
-    return out
 
 
 def _dtype_bound(model, tensor: str) -> int:
@@ -104,7 +94,7 @@ def _thresholds_fn(thresholds: np.ndarray, act_val: int, where: str) -> Callable
 
 
 def _mvau(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
-    a = _attrs(node)
+    a = node_attributes(node)
     if a.get("binaryXnorMode", 0):
         raise GoldenError(f"{where}: binary XNOR MVAU is not simulated")
     weights = _integer_initializer(model, node.input[1], where)  # (MW, MH)
@@ -131,13 +121,13 @@ def _mvau(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _thresholding(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
-    a = _attrs(node)
+    a = node_attributes(node)
     fn = _thresholds_fn(_integer_initializer(model, node.input[1], where), int(a.get("ActVal", 0)), where)
     return lambda x: fn(x.copy())
 
 
 def _conv_input_generator(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
-    a = _attrs(node)
+    a = node_attributes(node)
     (kh, kw), (sh, sw) = a["ConvKernelDim"], a["Stride"]
     (dh, dw), (oh, ow) = a.get("Dilation", [1, 1]), a["OFMDim"]
 
@@ -152,7 +142,7 @@ def _conv_input_generator(node, where: str) -> Callable[[np.ndarray], np.ndarray
 
 
 def _pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
-    a = _attrs(node)
+    a = node_attributes(node)
     if a.get("Function") != "MaxPool":
         raise GoldenError(f"{where}: Pool function {a.get('Function')!r} is not simulated (MaxPool only)")
     k, ch = a["KernelSize"][0] * a["KernelSize"][1], a["Channels"]
@@ -165,7 +155,7 @@ def _pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
 def _window_max(window_node, pool_node) -> Callable[[np.ndarray], np.ndarray] | None:
     """ConvolutionInputGenerator + MaxPool over non-overlapping windows as one reshape-max
     (the same values without materializing the windows); None when the windows overlap."""
-    a, p = _attrs(window_node), _attrs(pool_node)
+    a, p = node_attributes(window_node), node_attributes(pool_node)
     (kh, kw), (sh, sw) = a["ConvKernelDim"], a["Stride"]
     (oh, ow), dil = a["OFMDim"], a.get("Dilation", [1, 1])
     if (sh, sw) != (kh, kw) or list(dil) != [1, 1] or p.get("Function") != "MaxPool" \
@@ -179,7 +169,7 @@ def _window_max(window_node, pool_node) -> Callable[[np.ndarray], np.ndarray] | 
 
 
 def _transpose(node) -> Callable[[np.ndarray], np.ndarray]:
-    perm = _attrs(node)["perm"]
+    perm = node_attributes(node)["perm"]
     if perm[0] != 0:
         raise GoldenError(f"Transpose {node.name!r} moves the batch axis")
     return lambda x: x.transpose(perm)

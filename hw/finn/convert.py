@@ -189,6 +189,17 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     return mark_input(model, input_type)
 
 
+def node_attributes(node) -> dict:
+    """{name: value} of an ONNX node's attributes (strings decoded)."""
+    from onnx import helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        out[a.name] = v.decode() if isinstance(v, bytes) else v
+    return out
+
+
 def is_hw(node) -> bool:
     return node.domain.startswith(HW_DOMAIN)
 

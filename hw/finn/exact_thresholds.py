@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from hw.finn.convert import DataflowError
+from hw.finn.convert import DataflowError, node_attributes
 
 MATRIX_OPS = ("Conv", "Gemm", "MatMul")
 PASS_THROUGH = ("MaxPool", "Reshape", "Flatten", "Transpose")  # keep the codes and their scale
@@ -76,16 +76,6 @@ def _scalar(model, name: str, where: str) -> Fraction:
     return Fraction(float(np.asarray(value, np.float64).reshape(-1)[0]))
 
 
-def _attr(node, name: str, default=None):
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            v = helper.get_attribute_value(a)
-            return v.decode() if isinstance(v, bytes) else v
-    return default
-
-
 def _codes_scale(model, tensor: str, where: str) -> Fraction:
     """The scale of the integer codes in `tensor`: the activation Quant or the input Mul
     that made them, through layers that keep codes (pooling, reshapes)."""
@@ -115,7 +105,7 @@ def _weight_codes(model, node, where: str) -> tuple[np.ndarray, Fraction]:
     if node.op_type == "Conv":  # (O, I, kh, kw) -> (kh, kw, I) x O, channels fastest
         o = codes.shape[0]
         codes = codes.transpose(2, 3, 1, 0).reshape(-1, o)
-    elif node.op_type == "Gemm" and _attr(node, "transB", 0):
+    elif node.op_type == "Gemm" and node_attributes(node).get("transB", 0):
         codes = codes.T
     return codes.astype(np.int64), s_w
 
@@ -128,7 +118,8 @@ def export_activations(model, where: str) -> list[ExactActivation]:
         if node.op_type != "Quant" or model.get_initializer(node.input[0]) is not None:
             continue  # weight quantizers
         at = f"{where}: node {node.name!r}"
-        if _attr(node, "signed", 1) or _attr(node, "narrow", 0):
+        attrs = node_attributes(node)
+        if attrs.get("signed", 1) or attrs.get("narrow", 0):
             raise DataflowError(f"{at}: only unsigned, non-narrow activations are handled")
         if any(model.get_initializer(node.input[2]).reshape(-1)):
             raise DataflowError(f"{at}: the activation has a zero point")
@@ -141,7 +132,7 @@ def export_activations(model, where: str) -> list[ExactActivation]:
             producer = model.find_producer(tensor)
         if producer is not None and producer.op_type == "BatchNormalization":
             gamma, beta, mean, var = (_fractions(model.get_initializer(i)) for i in producer.input[1:5])
-            eps = Fraction(float(_attr(producer, "epsilon", 1e-5)))
+            eps = Fraction(float(node_attributes(producer).get("epsilon", 1e-5)))
             bn = (gamma, beta, mean, [v + eps for v in var])
             tensor = producer.input[0]
             producer = model.find_producer(tensor)
@@ -206,9 +197,9 @@ def exact_thresholds(qonnx, hw, where: str) -> tuple[object, list[dict]]:
         if thresholds.shape[1] != act.q_max - act.q_min:
             raise DataflowError(f"{at}: {thresholds.shape[1]} thresholds per channel for codes "
                                 f"{act.q_min}..{act.q_max}")
-        if int(_attr(node, "ActVal", 0)) != act.q_min:
-            raise DataflowError(f"{at}: ActVal {_attr(node, 'ActVal', 0)}, the activation's lowest code is "
-                                f"{act.q_min}")
+        act_val = int(node_attributes(node).get("ActVal", 0))
+        if act_val != act.q_min:
+            raise DataflowError(f"{at}: ActVal {act_val}, the activation's lowest code is {act.q_min}")
         in_type = hw.get_tensor_datatype(node.input[0])
         if node.op_type == "MVAU":
             weights = np.asarray(hw.get_initializer(node.input[1]), np.int64)

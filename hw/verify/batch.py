@@ -18,7 +18,6 @@ from typing import Callable
 
 import numpy as np
 
-HW_DOMAIN = "finn.custom_op.fpgadataflow"
 BATCH_ATTRIBUTES = ("numInputVectors", "BatchSize")
 
 
@@ -59,6 +58,8 @@ def with_batch(model, n: int):
     from onnx import helper
     from qonnx.core.modelwrapper import ModelWrapper
 
+    from hw.finn.convert import is_hw
+
     if batch_size(model) != 1:
         raise ValueError(f"the graph holds {batch_size(model)} images, not one")
     out = ModelWrapper(model.model.SerializeToString())
@@ -75,7 +76,7 @@ def with_batch(model, n: int):
                 shape = np.array(shape, np.int64)
                 shape[0] = n
                 out.set_initializer(node.input[1], shape)
-        if node.domain.startswith(HW_DOMAIN):
+        if is_hw(node):
             for attr in node.attribute:
                 if attr.name not in BATCH_ATTRIBUTES:
                     continue
