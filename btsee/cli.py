@@ -111,13 +111,9 @@ def _run_command(args: argparse.Namespace) -> int:
                          indent=2))
         print(f"sweep: {ctx.out / 'sweep' / 'sweep.md'}")
         return 0
-    if env.is_main:  # what `btsee simulate RUN` reads back; not an input of any step
-        from btsee.run_folder import RUN_CONFIG
-        from calib.atomic import atomic_write_json
+    from btsee.steps.inputs import check_input
 
-        ctx.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(ctx.out / RUN_CONFIG, cfg.to_dict())
-    run_steps(STEPS, ctx, args.start, args.stop, args.force)
+    run_steps(STEPS, ctx, args.start, args.stop, args.force, check_input)
     if env.is_main:
         print(f"report: {ctx.out / 'report.json'}")
     return 0

@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Callable
 
 from btsee.config import Config, ConfigError
+from btsee.report import read_report
 from calib.atomic import atomic_write_json
 from calib.errors import BtseeError
 from qat.distributed import DistEnv, barrier
 
 STATE = "steps.json"
+CONFIG_RECORD = "config.json"
+"""The configuration of the last step that finished (what `btsee simulate RUN` reads back)."""
 
 
 @dataclass
@@ -87,8 +90,17 @@ def fingerprint(step: Step, ctx: Context) -> str:
 
 
 def _read_state(out: Path) -> dict:
+    """{step: {"fingerprint", "seconds", "finished"}} from DIR/steps.json ({} before the
+    first step); a damaged file is a FlowError naming it."""
+    from calib.schema import read_json_file
+
     path = out / STATE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        return read_json_file(path, {str: {"fingerprint": str}})
+    except BtseeError as e:
+        raise FlowError(f"{e}; delete it to rerun every step") from e
 
 
 def is_up_to_date(step: Step, ctx: Context) -> bool:
@@ -121,13 +133,16 @@ def check_applicable(steps: list[Step], config: Config) -> None:
 
 
 def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: str | None = None,
-              force: bool = False) -> Context:
+              force: bool = False, check_input: Callable[[Context, str], None] | None = None) -> Context:
     """Runs the selected steps in order. Steps from `start` on (or all, with `force`) run
     even when up to date; others are skipped when up to date. A selected step that cannot
-    apply to the config is a ConfigError before any step runs."""
+    apply to the config is a ConfigError before any step runs. With `check_input`, every
+    input file of a step is checked (`check_input(ctx, rel)`) before the step starts."""
     selected = select(steps, start, stop)
     check_applicable(selected, ctx.config)
     ctx.out.mkdir(parents=True, exist_ok=True)
+    _read_state(ctx.out)  # damaged run-folder files the flow itself keeps: refused before any step
+    read_report(ctx.out)
     forced = force or start is not None
     for step in selected:
         if not forced and is_up_to_date(step, ctx):
@@ -137,7 +152,9 @@ def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: s
         ctx.log(f"[{step.name}] {step.doc}")
         t0 = time.time()
         if step.all_ranks or ctx.env.is_main:
-            ctx.fingerprint = fingerprint(step, ctx)
+            ctx.fingerprint = fingerprint(step, ctx)  # a missing input is refused here
+            for rel in step.inputs if check_input else ():
+                check_input(ctx, rel)
             ctx = step.run(ctx)
         barrier(ctx.env)
         if ctx.env.is_main:
@@ -149,5 +166,6 @@ def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: s
                                 "seconds": round(time.time() - t0, 2),
                                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
             atomic_write_json(ctx.out / STATE, state)
+            atomic_write_json(ctx.out / CONFIG_RECORD, ctx.config.to_dict())
         ctx.log(f"[{step.name}] done in {time.time() - t0:.1f} s")
     return ctx

@@ -5,18 +5,27 @@ Steps merge their keys in with `update_report`; keys are added, never renamed
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from calib.atomic import atomic_write_json, atomic_write_text
+from calib.errors import ArtifactError
+from calib.schema import read_json_file
 
 REPORT = "report.json"
 
 
 def read_report(out: Path) -> dict[str, Any]:
+    """The report so far ({} before the first step writes it); a damaged file is an
+    ArtifactError naming it (the steps' results are in their own files: delete it and
+    rerun the steps to rebuild it)."""
     path = out / REPORT
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        return read_json_file(path, {str: Any})
+    except ArtifactError as e:
+        raise ArtifactError(f"{e}; delete it and rerun the steps to rebuild the report") from e
 
 
 def _merge(base: dict, new: dict) -> dict:

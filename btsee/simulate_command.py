@@ -7,11 +7,18 @@ from pathlib import Path
 
 import numpy as np
 
-from btsee.config import config_from_dict
+from btsee.config import ConfigError, config_from_dict
 from btsee.flow import FlowError
-from btsee.run_folder import RUN_CONFIG, load_golden, read_costs, read_json, read_splits
+from btsee.run_folder import (BACKBONE_FILE, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST, HEAD_MACS, HEADS_FILE,
+                              RUN_CONFIG, SPLIT_FILE, THRESHOLDS_FILE, load_golden, read_costs, read_json,
+                              read_splits)
 from calib.atomic import atomic_write
 from calib.cascade import summarize
+
+
+INPUTS = (DATAFLOW_MANIFEST, THRESHOLDS_FILE, DATA_SUMMARY, BACKBONE_FILE, HEADS_FILE, RUN_CONFIG, SPLIT_FILE,
+          BACKBONE_MACS, HEAD_MACS)
+"""The run-folder files `btsee simulate RUN` reads (without --images and --thresholds)."""
 
 
 def _read_images(path: Path, shape: tuple[int, ...]) -> np.ndarray:
@@ -36,7 +43,10 @@ def simulate_command(run: Path, images: Path | None, thresholds: Path | None, li
         config_path = run / RUN_CONFIG
         if not config_path.is_file():
             raise FlowError(f"{config_path} missing: give --images, or rerun `btsee run` on this folder")
-        cfg = config_from_dict(read_json(run, RUN_CONFIG))
+        try:
+            cfg = config_from_dict(read_json(run, RUN_CONFIG))
+        except ConfigError as e:
+            raise ConfigError(f"{config_path}: {e}") from e
         test = read_splits(run, cfg.data).test
         pixels, labels = test.images, test.labels
     else:

@@ -21,6 +21,7 @@ from btsee.config import Config, check_exit_points
 from btsee.flow import Context, run_steps
 from btsee.run_folder import class_names, read_segment_macs
 from btsee.steps import STEPS
+from btsee.steps.inputs import check_input
 from btsee.steps.common import backbone, head_specs, head_training, policy, split_data
 from calib.atomic import atomic_write_json, atomic_write_text
 from calib.cascade import Costs, calibrate_in_sequence, cascade_from_logits, oracle, summarize
@@ -56,7 +57,7 @@ def _logits(heads, points, data, split):
 def run_sweep(ctx: Context) -> dict:
     """Trains and evaluates every configuration; returns the summary (also written)."""
     check_sweep_points(ctx.config)
-    run_steps(STEPS, ctx, stop="backbone")
+    run_steps(STEPS, ctx, stop="backbone", check_input=check_input)
     sw = ctx.config.sweep
     model = backbone(ctx)
     wanted = set().union(*sw.point_sets, ctx.config.exits.points if sw.variants else [])

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from calib.errors import ArtifactError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -20,18 +22,24 @@ def _umask() -> int:
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(tmp_path)` and rename the result onto `path`; returns `path`."""
+    """Call `write(tmp_path)` and rename the result onto `path`; returns `path`. An OS
+    error on the way (disk full, no permission) removes the temporary file, keeps the
+    previous version of `path`, and is an ArtifactError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
+    except OSError as e:
+        kept = "the previous version is kept" if path.exists() else "nothing was written"
+        raise ArtifactError(f"{path}: cannot write ({e.strerror or e}); {kept}") from e
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
     return path
 

@@ -11,3 +11,8 @@ from __future__ import annotations
 
 class BtseeError(Exception):
     """A problem with the user's input or artifacts; the message says what and where."""
+
+
+class ArtifactError(BtseeError):
+    """A file the flow reads that is missing, unreadable, damaged or inconsistent with the
+    run; the message names the file and the field or tensor at fault."""

@@ -15,20 +15,26 @@ exit count; `load_artifact` refuses a file written for another model.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from calib.errors import BtseeError
+from calib.errors import ArtifactError
+from calib.schema import Optional, read_json_file
 
 FORMAT = "btsee-exit-thresholds/1"
 
 
-class ThresholdsError(BtseeError):
+class ThresholdsError(ArtifactError):
     """A thresholds artifact is unreadable or belongs to another model; names file and field."""
+
+
+SCHEMA = {"format": str, "model_sha256": str, "num_classes": int, "num_exits": int,
+          "exits": [{"point": str, "score": str, "thresholds": Optional([Optional(int)]),
+                     "float_thresholds": Optional([Optional(float)])}]}
+"""What every reader of a thresholds artifact relies on (`calib.schema`)."""
 
 
 def integer_threshold(threshold: float, scale: float) -> int | None:
@@ -50,6 +56,8 @@ def model_hash(*files: Path) -> str:
     """sha256 over the bytes of the model files (backbone and heads)."""
     h = hashlib.sha256()
     for f in files:
+        if not Path(f).is_file():
+            raise ThresholdsError(f"{f}: no such file (the model the thresholds belong to)")
         h.update(Path(f).read_bytes())
     return h.hexdigest()
 
@@ -67,20 +75,22 @@ def make_artifact(model_sha256: str, num_classes: int, exits: list[dict]) -> dic
             "the lowest index; null = never exits", "exits": exits}
 
 
-def load_artifact(path: Path, model_sha256: str, num_classes: int, num_exits: int) -> dict:
-    """Reads and checks an artifact against the model it is meant for."""
+def load_artifact(path: Path, model_sha256: str, num_classes: int, num_exits: int,
+                  model: str = "this model") -> dict:
+    """Reads and checks an artifact against the model it is meant for (`model` names it in
+    errors, e.g. its files)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ThresholdsError(f"{path}: not a readable thresholds file ({e})") from e
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        doc = read_json_file(path, SCHEMA)
+    except ArtifactError as e:
+        raise ThresholdsError(f"{e} (a thresholds file, {FORMAT})") from e
+    if doc.get("format") != FORMAT:
         raise ThresholdsError(f"{path}: format: expected {FORMAT!r}, got {doc.get('format') if isinstance(doc, dict) else doc!r}")
     checks = (("model_sha256", model_sha256), ("num_classes", num_classes), ("num_exits", num_exits))
     for field, want in checks:
         if doc.get(field) != want:
-            raise ThresholdsError(f"{path}: {field} is {doc.get(field)!r}, this model has {want!r}; "
-                                  "the thresholds were written for another model")
+            raise ThresholdsError(f"{path}: {field} is {doc.get(field)!r}, {model} has {want!r}; "
+                                  "the thresholds were written for another model, or the model files changed")
     if len(doc.get("exits", [])) != num_exits:
         raise ThresholdsError(f"{path}: exits: {len(doc.get('exits', []))} entries for {num_exits} exits")
     for i, e in enumerate(doc["exits"]):

@@ -22,7 +22,6 @@ only feeds the samples that have not exited to the later segments, as the hardwa
 """
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -350,13 +349,12 @@ class GoldenCascade:
         return CascadeResult(first.pred, first.exit_index, head_logits, reached, final, scores)
 
 
-def load_cascade(manifest_path: Path, thresholds: list[list[int | None]], score: str) -> GoldenCascade:
-    """The cascade from the `dataflow` step's manifest (HW graph per segment)."""
-    manifest_path = Path(manifest_path)
-    doc = json.loads(manifest_path.read_text())
+def load_cascade(run: Path, manifest: dict, thresholds: list[list[int | None]], score: str) -> GoldenCascade:
+    """The cascade from the `dataflow` step's manifest (HW graph per segment, paths
+    relative to the run folder `run`), as read and checked by `btsee.run_folder.read_manifest`."""
     progs = {}
-    for seg in doc["segments"]:
-        path = manifest_path.parent.parent / seg["hw_file"]
+    for seg in manifest["segments"]:
+        path = Path(run) / seg["hw_file"]
         model = load_hw(path, seg.get("input_type"))
         progs[seg["name"]] = (seg["kind"], compile_segment(model, seg["name"], str(path)))
     backbone = [p for kind, p in progs.values() if kind == "backbone"]

@@ -11,4 +11,10 @@ def atomic_torch_save(path: str | Path, obj: Any) -> Path:
     """`torch.save(obj)` to a temporary file beside `path`, then renamed onto it."""
     import torch
 
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    def write(tmp: Path) -> None:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as e:  # torch's stream writer reports a failed write (disk full) this way
+            raise OSError(str(e)) from e
+
+    return atomic_write(path, write)

@@ -75,12 +75,24 @@ class ExitHead(nn.Module):
 
 
 def load_heads(path) -> tuple[list[str], list[ExitHead]]:
-    """(exit points, heads in eval mode) saved by the exits step (weights_only load)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """(exit points, heads in eval mode) saved by the exits step (weights_only load). A
+    damaged file, a missing field, or weights that do not fit the saved head specs or are
+    not finite are an ArtifactError naming the file and the tensor (`qat.saved`)."""
+    from calib.errors import ArtifactError
+    from qat.saved import build_from_spec, field_of, load_torch_file, load_weights
+
+    state = load_torch_file(path, ("points", "specs", "state_dicts"))
+    points = field_of(state, "points", list, path)
+    specs, dicts = field_of(state, "specs", list, path), field_of(state, "state_dicts", list, path)
+    if not (len(points) == len(specs) == len(dicts)) or not all(isinstance(p, str) for p in points):
+        raise ArtifactError(f"{path}: {len(points)} points, {len(specs)} specs and {len(dicts)} state_dicts; "
+                            "expected one of each per exit, points as names")
     heads = []
-    for spec, sd in zip(state["specs"], state["state_dicts"]):
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
-        head = ExitHead(HeadSpec(**fields))
-        head.load_state_dict(sd)
-        heads.append(head.eval())
-    return list(state["points"]), heads
+    for i, (spec, sd) in enumerate(zip(specs, dicts)):
+        head_spec = build_from_spec(HeadSpec, spec, path, f"specs[{i}]")
+        try:
+            head = ExitHead(head_spec)
+        except (ValueError, TypeError, RuntimeError) as e:
+            raise ArtifactError(f"{path}: specs[{i}]: {e}") from e
+        heads.append(load_weights(head, sd, path, f"state_dicts[{i}]").eval())
+    return list(points), heads

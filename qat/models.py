@@ -220,11 +220,16 @@ def save_backbone(path, model: Backbone) -> None:
 
 
 def load_backbone(path) -> Backbone:
-    """The backbone saved by `save_backbone`, in eval mode."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    spec = dict(state["spec"])
-    if spec.get("channels") is not None:
-        spec["channels"] = tuple(spec["channels"])
-    model = build_backbone(ModelSpec(**spec))
-    model.load_state_dict(state["state_dict"])
-    return model.eval()
+    """The backbone saved by `save_backbone`, in eval mode. A damaged file, a spec that
+    builds no backbone, or weights missing, misshapen or non-finite are an ArtifactError
+    naming the file and the tensor (`qat.saved`)."""
+    from calib.errors import ArtifactError
+    from qat.saved import build_from_spec, load_torch_file, load_weights
+
+    state = load_torch_file(path, ("spec", "state_dict"))
+    spec = build_from_spec(ModelSpec, state["spec"], path)
+    try:
+        model = build_backbone(spec)
+    except ValueError as e:
+        raise ArtifactError(f"{path}: spec: {e}") from e
+    return load_weights(model, state["state_dict"], path).eval()

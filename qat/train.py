@@ -17,10 +17,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from calib.errors import BtseeError
+from calib.errors import ArtifactError
 from qat.atomic import atomic_torch_save
 from qat.data import ImageSet
 from qat.distributed import DistEnv, all_reduce_sum, convert_batchnorm
+from qat.saved import load_weights
 
 
 class TrainOptions(Protocol):
@@ -38,7 +39,7 @@ class TrainOptions(Protocol):
     label_smoothing: float
 
 
-class CheckpointError(BtseeError):
+class CheckpointError(ArtifactError):
     """A checkpoint cannot be used (unreadable, or from another configuration)."""
 
 
@@ -116,12 +117,18 @@ def accuracy(model: nn.Module, data: ImageSet, scaling: InputScaling,
     return float((logits.argmax(1).numpy() == data.labels).mean())
 
 
+CHECKPOINT_FIELDS = ("fingerprint", "model", "optimizer", "history", "epoch")
+
+
 def load_checkpoint(path: Path) -> dict:
-    """A training checkpoint, loaded with weights_only=True."""
+    """A training checkpoint (weights_only load) with all its fields; a damaged file or a
+    missing field is a CheckpointError naming the file (`qat.saved`)."""
+    from qat.saved import load_torch_file
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for damaged files
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}: {e})") from e
+        return load_torch_file(path, CHECKPOINT_FIELDS)
+    except ArtifactError as e:
+        raise CheckpointError(f"{e} (delete it to train from scratch)") from e
 
 
 def train(model: nn.Module, train_set: ImageSet, val_set: ImageSet, opts: TrainOptions,
@@ -147,12 +154,16 @@ def train(model: nn.Module, train_set: ImageSet, val_set: ImageSet, opts: TrainO
     if state is not None:
         # Brevitas replaces some parameters while loading a state dict: build the
         # optimizer only afterwards, or it would step the replaced ones.
-        model.load_state_dict(state["model"])
+        load_weights(model, state["model"], checkpoint, "model")
     optimizer = make_optimizer(model, opts)
     if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+            history = [dict(h) for h in state["history"]]
+            start_epoch = int(state["epoch"]) + 1
+        except (ValueError, TypeError, KeyError) as e:
+            raise CheckpointError(f"{checkpoint}: optimizer, history or epoch unusable ({type(e).__name__}: "
+                                  f"{e}); delete it to train from scratch") from e
         log(f"resuming from {checkpoint} after epoch {start_epoch}")
 
     net: nn.Module = model

@@ -13,6 +13,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from btsee.config import load_config
 from btsee.run_folder import load_golden, load_logits, read_splits
+from calib.schema import sha256_of
 from calib.rules import decide
 from calib.thresholds import integer_threshold
 from hw.finn.convert import (DataflowError, check_hw_only, convert_to_hw, is_hw, load_qonnx, qonnx_to_finn,
@@ -201,6 +202,14 @@ def test_a_bad_onnx_file_is_named(tiny_run_copy, tmp_path, damage):
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
         onnx.save(helper.make_model(graph), str(path))
         expect = "not a QONNX graph"
+    # the manifest pins each graph's SHA-256 (tests/test_faults.py damages graphs under it);
+    # here it is re-pinned, so that the graph loader's own checks are what refuse the file
+    manifest_path = tiny_run_copy / "export" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for seg in manifest["segments"]:
+        if seg["file"] == "export/head_1.onnx":
+            seg["sha256"] = sha256_of(path)
+    manifest_path.write_text(json.dumps(manifest))
     cfg = write_config(tmp_path / "tiny.json", TINY_CONFIG)
     r = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "dataflow", "--to", "dataflow",
               check=False)

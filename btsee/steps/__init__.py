@@ -53,7 +53,8 @@ STEPS: list[Step] = [
     Step("calibrate", step_calibrate, "calibrate the exit thresholds on the validation split",
          ("calibration",), inputs=(LOGITS_FILE, BACKBONE_FILE, HEADS_FILE), outputs=(THRESHOLDS_FILE,)),
     Step("evaluate", step_evaluate, "measure the calibrated cascade on the test split",
-         ("exits", "calibration"), inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_MACS, HEAD_MACS),
+         ("exits", "calibration"),
+         inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_MACS, HEAD_MACS, BACKBONE_FILE, HEADS_FILE, DATA_SUMMARY),
          outputs=(EVALUATION_FILE,)),
     Step("export", step_export, "export each segment and head to QONNX and check it",
          ("data",), inputs=(SPLIT_FILE, BACKBONE_FILE, HEADS_FILE), outputs=(EXPORT_MANIFEST,),
@@ -64,7 +65,7 @@ STEPS: list[Step] = [
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
-                 HEAD_MACS),
+                 HEAD_MACS, DATA_SUMMARY, BACKBONE_FILE, HEADS_FILE),
          outputs=(SIMULATION_FILE,), cannot_run=_simulate_cannot_run),
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

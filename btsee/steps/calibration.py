@@ -9,12 +9,13 @@ import numpy as np
 
 from btsee.flow import Context
 from btsee.report import update_report
-from btsee.run_folder import (EVALUATION_FILE, THRESHOLDS_FILE, class_names, load_logits, model_files,
+from btsee.run_folder import (EVALUATION_FILE, LOGITS_FILE, THRESHOLDS_FILE, class_names, load_logits, model_files,
                               read_costs, read_thresholds)
 from btsee.steps.common import policy
 from calib.atomic import atomic_write_json
 from calib.cascade import calibrate_in_sequence, cascade_from_logits, oracle, summarize
 from calib.cpm import class_precision
+from calib.errors import ArtifactError
 from calib.rules import predicted_class
 from calib.thresholds import integer_thresholds, make_artifact, model_hash
 
@@ -39,6 +40,9 @@ def step_calibrate(ctx: Context) -> Context:
     else:
         cals = calibrate_in_sequence(heads, lg.labels, anchor, pol)
     points = ctx.config.exits.points
+    if len(cals) != len(points):
+        raise ArtifactError(f"{ctx.out / LOGITS_FILE}: logits of {len(cals)} heads, exits.points names {len(points)}; "
+                            "rerun the exits step")
     exits = []
     for i, (p, c) in enumerate(zip(points, cals)):
         entry = {"point": p, "score": pol.score}
@@ -73,7 +77,11 @@ def step_evaluate(ctx: Context) -> Context:
     points = ctx.config.exits.points
     costs = read_costs(ctx.out, points)
     k = final.shape[1]
-    exit_at, pred = cascade_from_logits(heads, read_thresholds(ctx.out), final, score)
+    thresholds = read_thresholds(ctx.out)
+    if not len(thresholds) == len(heads) == len(points):
+        raise ArtifactError(f"{ctx.out / THRESHOLDS_FILE}: {len(thresholds)} exits, {ctx.out / LOGITS_FILE}: "
+                            f"{len(heads)} heads, exits.points: {len(points)}; rerun from the step that differs")
+    exit_at, pred = cascade_from_logits(heads, thresholds, final, score)
     result = summarize(exit_at, pred, labels, costs, k)
     bound = oracle([predicted_class(z) for z in heads], predicted_class(final), labels, costs, k)
     backbone_acc = float((predicted_class(final) == labels).mean())

@@ -10,6 +10,8 @@ from btsee.config import ConfigError
 from btsee.flow import Context
 from btsee.run_folder import BACKBONE_FILE, DATA_SUMMARY, read_json, read_splits
 from calib.cpm import CalibrationPolicy
+from calib.errors import ArtifactError
+from calib.schema import check
 from qat import data as data_mod
 from qat.exit_training import HeadTraining, SplitData
 from qat.feature_cache import build_cache
@@ -28,7 +30,8 @@ def load_splits(ctx: Context) -> data_mod.Splits:
 def input_scaling(ctx: Context) -> InputScaling:
     """pixel/255, then the training split's mean and std when the config normalises."""
     if ctx.config.data.normalize:
-        summary = read_json(ctx.out, DATA_SUMMARY)
+        summary = check(read_json(ctx.out, DATA_SUMMARY), {"mean": [float], "std": [float]},
+                        ctx.out / DATA_SUMMARY)
         return InputScaling(tuple(summary["mean"]), tuple(summary["std"]))
     return InputScaling()
 
@@ -37,6 +40,9 @@ def model_spec(ctx: Context) -> ModelSpec:
     """The backbone spec: the config's model section plus the data's shape and classes."""
     m = ctx.config.model
     summary = read_json(ctx.out, DATA_SUMMARY)
+    if len(summary["shape"]) != 3 or min(summary["shape"]) < 1 or not summary["classes"]:
+        raise ArtifactError(f"{ctx.out / DATA_SUMMARY}: shape {summary['shape']} and {len(summary['classes'])} "
+                            "classes: expected (C, H, W) of positive sizes and at least one class")
     c, h, w = summary["shape"]
     if h != w:
         raise ConfigError(f"{ctx.out / DATA_SUMMARY}: images are {h}x{w}; backbones need square images")

@@ -11,9 +11,10 @@ from tqdm import tqdm
 from boards import load_board
 from btsee.flow import Context
 from btsee.report import update_report
-from btsee.run_folder import DATAFLOW_MANIFEST, EXPORT_MANIFEST, HEADS_FILE, read_json
+from btsee.run_folder import DATAFLOW_MANIFEST, EXPORT_MANIFEST, HEADS_FILE, read_manifest
 from btsee.steps.common import backbone, load_splits
 from calib.atomic import atomic_write, atomic_write_json
+from calib.schema import sha256_of
 
 EXPORT_CHECK_IMAGES = 64
 RESOURCES_SOURCE = ("FINN estimates from the estimate-only build (no Vivado): lower bounds, without "
@@ -33,7 +34,8 @@ def step_export(ctx: Context) -> Context:
     for seg in segments:
         rel = f"export/{seg.name}.onnx"
         paths[seg.name] = export_segment(seg, torch.from_numpy(codes[seg.source]), ctx.out / rel)
-        entries.append({"name": seg.name, "kind": seg.kind, "file": rel, "source": seg.source,
+        entries.append({"name": seg.name, "kind": seg.kind, "file": rel, "sha256": sha256_of(ctx.out / rel),
+                        "source": seg.source,
                         "input_type": seg.input_type, "output_scale": seg.output_scale})
     check = check_segments(segments, paths, pixels)
     atomic_write_json(ctx.out / EXPORT_MANIFEST, {"points": points, "segments": entries,
@@ -57,7 +59,7 @@ def step_dataflow(ctx: Context) -> Context:
     h = ctx.config.hardware
     board = load_board(h.board)
     clock_ns = h.clock_ns()
-    manifest = read_json(ctx.out, EXPORT_MANIFEST)
+    manifest = read_manifest(ctx.out, EXPORT_MANIFEST)
     entries, totals = [], {"LUT": 0.0, "BRAM18": 0.0, "DSP": 0.0}
     per_segment = {}
     for seg in tqdm(manifest["segments"], desc="dataflow", unit="segment", disable=None, leave=False):
@@ -80,7 +82,7 @@ def step_dataflow(ctx: Context) -> Context:
             ops[n.op_type] = ops.get(n.op_type, 0) + 1
         est_doc = est.to_dict()
         est_doc["report_dir"] = str(Path(est.report_dir).relative_to(ctx.out))
-        entries.append(dict(seg, qonnx_file=seg["file"], hw_file=rel, nodes=ops,
+        entries.append(dict(seg, qonnx_file=seg["file"], hw_file=rel, hw_sha256=sha256_of(ctx.out / rel), nodes=ops,
                             software=[f"{n.name} ({n.op_type})" for n in software_nodes(hw)],
                             threshold_corrections=corrections, estimate=est_doc))
         for key, value in (("LUT", est.lut), ("BRAM18", est.bram18), ("DSP", est.dsp)):

@@ -17,7 +17,7 @@ import numpy as np
 from btsee.flow import Context, FlowError
 from btsee.report import update_report
 from btsee.run_folder import (DATAFLOW_MANIFEST, EVALUATION_FILE, SIMULATION_FILE, load_golden, load_logits,
-                              read_costs, read_json)
+                              read_costs, read_json, read_manifest)
 from btsee.steps.common import load_splits
 from calib.atomic import atomic_write_json
 from calib.cascade import summarize
@@ -47,7 +47,7 @@ def _exact_reference_agrees(ctx: Context, pixels: np.ndarray, golden: dict[str, 
     outputs on every segment, image by image."""
     from hw.verify.chain import run_reference, segments_from_manifest
 
-    segments = segments_from_manifest(ctx.out, read_json(ctx.out, DATAFLOW_MANIFEST))
+    segments = segments_from_manifest(ctx.out, read_manifest(ctx.out, DATAFLOW_MANIFEST))
     exact = run_reference(segments, pixels, "qonnx")
     same = np.ones(len(pixels), bool)
     for seg in segments:
@@ -96,7 +96,7 @@ def chain(ctx: Context, pixels: np.ndarray, golden_outputs: dict[str, np.ndarray
     exit indices. qonnx's float32 execution is compared as well and reported apart."""
     from hw.verify.chain import cascade_of, qonnx_decisions, run_reference, segments_from_manifest
 
-    segments = segments_from_manifest(ctx.out, read_json(ctx.out, DATAFLOW_MANIFEST))
+    segments = segments_from_manifest(ctx.out, read_manifest(ctx.out, DATAFLOW_MANIFEST))
     names = [s.name for s in segments]
     heads = [s.name for s in segments if s.kind == "head"]
     workers = max(1, min(2, os.cpu_count() or 1, len(pixels)))
