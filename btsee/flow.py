@@ -58,6 +58,9 @@ class Step:
     """Why the step cannot apply to a config (None when it can); checked before any step runs."""
     external_inputs: Callable[[Config], tuple[Path, ...]] | None = None
     """Files outside the run folder whose contents the result depends on (a board file)."""
+    version: int = 1
+    """The format of the step's outputs: bump it when they change, so that run folders
+    written before are redone by the step instead of refused by the next one."""
 
 
 class FlowError(BtseeError):
@@ -77,6 +80,8 @@ def fingerprint(step: Step, ctx: Context) -> str:
     folder, then outside it)."""
     cfg = ctx.config.to_dict()
     h = hashlib.sha256(step.name.encode())
+    if step.version != 1:  # version 1 adds nothing: fingerprints from before versions stay valid
+        h.update(f"version {step.version}".encode())
     h.update(json.dumps({s: cfg[s] for s in step.sections}, sort_keys=True).encode())
     for path in step.external_inputs(ctx.config) if step.external_inputs else ():
         h.update(str(path).encode() + _file_digest(Path(path)).encode())

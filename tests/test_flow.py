@@ -138,3 +138,27 @@ def test_console_script_is_installed():
     script = Path(sys.executable).parent / "btsee"
     r = subprocess.run([str(script), "steps"], capture_output=True, text=True)
     assert r.returncode == 0 and "backbone" in r.stdout
+
+
+def test_a_new_output_format_version_reruns_the_step(tmp_path):
+    """A step whose version was bumped redoes its work on a folder written before; an
+    unchanged version-1 step is still skipped."""
+    from dataclasses import replace
+
+    calls: list[str] = []
+
+    def writes(name):
+        def run(ctx):
+            calls.append(name)
+            (ctx.out / f"{name}.txt").write_text(name)
+            return ctx
+        return run
+
+    steps = [Step("a", writes("a"), "a", ("train",), outputs=("a.txt",)),
+             Step("b", writes("b"), "b", ("train",), inputs=("a.txt",), outputs=("b.txt",))]
+    ctx = Context(Config(), tmp_path, DistEnv(0, 1, None), log=lambda _m: None)
+    run_steps(steps, ctx)
+    run_steps(steps, ctx)
+    assert calls == ["a", "b"]
+    run_steps([steps[0], replace(steps[1], version=2)], ctx)
+    assert calls == ["a", "b", "b"]

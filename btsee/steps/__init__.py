@@ -58,10 +58,10 @@ STEPS: list[Step] = [
          outputs=(EVALUATION_FILE,)),
     Step("export", step_export, "export each segment and head to QONNX and check it",
          ("data",), inputs=(SPLIT_FILE, BACKBONE_FILE, HEADS_FILE), outputs=(EXPORT_MANIFEST,),
-         cannot_run=_hardware_cannot_run),
+         cannot_run=_hardware_cannot_run, version=2),  # 2: the manifest pins each graph's SHA-256
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file),
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: graphs pinned
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
