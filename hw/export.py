@@ -53,8 +53,10 @@ class Segment:
     output_scale: float  # output = integer code * output_scale
 
 
-def _last_act_scale(module: nn.Module) -> float:
-    scale = None
+def _last_act_scale(module: nn.Module, input_scale: float | None = None) -> float:
+    """Scale of the last quantized activation in `module` (its output's, for a segment);
+    `input_scale` when it has none (a classifier fed by the previous segment)."""
+    scale = input_scale
     for m in module.modules():
         q = getattr(m, "act_quant", None)
         if q is not None and getattr(q, "is_quant_enabled", False):
@@ -64,11 +66,35 @@ def _last_act_scale(module: nn.Module) -> float:
     return scale
 
 
-def logit_scale(module: nn.Module) -> float:
-    """Scale of the logits: the last linear layer's weight scale x the activation before it."""
+def logit_scale(module: nn.Module, input_scale: float | None = None) -> float:
+    """Scale of the logits: the last linear layer's weight scale x the activation before it
+    (`input_scale` when that is the module's input)."""
     linears = [m for m in module.modules() if isinstance(m, nn.Linear)]
     w = float(linears[-1].quant_weight().scale.detach().reshape(-1)[0])
-    return w * _last_act_scale(module)
+    return w * _last_act_scale(module, input_scale)
+
+
+def average_pool_area(model: Backbone) -> int:
+    """H x W that the classifier's global average pool (a ResNet's) averages over; 1 when
+    it has none. The pool's sum of integer codes is what the dataflow computes (FINN's
+    GlobalAccPool); the division by the area goes into the logits' scale."""
+    pools = [m for m in model.segments[list(model.segments)[-1]].modules()
+             if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AvgPool2d))]
+    if not pools:
+        return 1
+    if len(pools) > 1 or not (isinstance(pools[0], nn.AdaptiveAvgPool2d) and pools[0].output_size in (1, (1, 1))):
+        raise ExportError("the classifier's pooling has no integer form: only one global average pool is mapped")
+    seen: list[int] = []
+    hook = pools[0].register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[-2] * args[0].shape[-1]))
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(model.example_input())
+    finally:
+        hook.remove()
+        model.train(was)
+    return int(seen[0])
 
 
 def cascade_segments(model: Backbone, heads: list[ExitHead], points: list[str]) -> list[Segment]:
@@ -85,7 +111,7 @@ def cascade_segments(model: Backbone, heads: list[ExitHead], points: list[str]) 
         body = nn.Sequential(model.input_quant, *parts) if start == 0 else nn.Sequential(*parts)
         last = stop == len(names)
         name = "backbone_final" if last else f"backbone_{k}"
-        scale = logit_scale(body) if last else _last_act_scale(body)
+        scale = logit_scale(body, in_scale) / average_pool_area(model) if last else _last_act_scale(body)
         out.append(Segment(name, "backbone", Scaled(in_scale, body).eval(), source, in_type, scale))
         if not last:
             head = heads[k]
@@ -110,7 +136,7 @@ def integer_codes(values: np.ndarray, scale: float, what: str) -> np.ndarray:
 
 def classifier_scale(model: Backbone) -> float:
     """Scale of the backbone's logits (its last segment's last linear layer)."""
-    return logit_scale(model.segments[list(model.segments)[-1]])
+    return logit_scale(model) / average_pool_area(model)
 
 
 def export_segment(seg: Segment, example: torch.Tensor, path: Path) -> Path:

@@ -48,7 +48,11 @@ class GoldenError(DataflowError):
 class Layer:
     name: str
     op: str
-    run: Callable[[np.ndarray], np.ndarray]  # (N, ...) -> (N, ...), integer-valued floats
+    run: Callable[..., np.ndarray | tuple[np.ndarray, ...]]  # (N, ...) arrays in, integer-valued floats out
+    inputs: tuple[str, ...] = ()
+    """The graph tensors the layer reads (one, or two for an add)."""
+    outputs: tuple[str, ...] = ()
+    """The tensors it writes (several for a fork, which returns a tuple)."""
 
 
 def _dtype_bound(model, tensor: str) -> int:
@@ -167,6 +171,44 @@ def _window_max(window_node, pool_node) -> Callable[[np.ndarray], np.ndarray] | 
     return run
 
 
+def _fm_padding(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """FINN's FMPadding: zeros around the NHWC image, Padding = [top, left, bottom, right]."""
+    a = node_attributes(node)
+    top, left, bottom, right = a["Padding"]
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, H + top + bottom, W + left + right, C)
+        return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    return run
+
+
+def _down_sampler(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """FINN's DownSampler (a 1x1 convolution's strided input): every Stride-th pixel."""
+    a = node_attributes(node)
+    stride, odim = a["Stride"], a["OFMDim"]
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, OFMDim, OFMDim, C)
+        return x[:, ::stride, ::stride][:, :odim, :odim]
+    return run
+
+
+def _global_acc_pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """FINN's GlobalAccPool: the sum over the image of each channel (exact in float64)."""
+    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, 1, 1, C)
+        return x.astype(np.float64).sum(axis=(1, 2), keepdims=True)
+    return run
+
+
+def _add_streams(node, where: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """FINN's AddStreams: the element-wise sum of two integer streams (a residual add)."""
+    return lambda a, b: a + b
+
+
+def _duplicate_streams(node, where: str) -> Callable[[np.ndarray], tuple[np.ndarray, ...]]:
+    """FINN's DuplicateStreams: the same stream on each of its outputs (a fork)."""
+    n = len(node.output)
+    return lambda x: (x,) * n
+
+
 def _transpose(node) -> Callable[[np.ndarray], np.ndarray]:
     perm = node_attributes(node)["perm"]
     if perm[0] != 0:
@@ -183,6 +225,9 @@ class SegmentProgram:
     input_shape: tuple[int, ...]  # without the batch axis
     input_type: str
     output_scale: float
+    input_name: str = ""
+    output_name: str = ""
+    """The graph tensors the program starts from and returns (the output scale Mul's input)."""
     layers: list[Layer] = field(default_factory=list)
 
     def run(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -198,56 +243,89 @@ class SegmentProgram:
         return np.concatenate(outs)
 
     def _forward(self, y: np.ndarray) -> np.ndarray:
-        """Integer-valued float arrays between layers: exact, and half the bytes of int64."""
-        for layer in self.layers:
-            y = layer.run(y)
-        return y
+        """Integer-valued float arrays between layers: exact, and half the bytes of int64.
+        Layers run in graph order over named tensors (a residual block forks and adds);
+        a tensor is dropped once its last reader has run."""
+        tensors = {self.input_name: y}
+        last_use = self._last_use()
+        for i, layer in enumerate(self.layers):
+            out = layer.run(*(tensors[t] for t in layer.inputs))
+            for t, v in zip(layer.outputs, out if isinstance(out, tuple) else (out,)):
+                tensors[t] = v
+            for t in layer.inputs:
+                if last_use[t] == i:
+                    del tensors[t]
+        return tensors[self.output_name]
+
+    def _last_use(self) -> dict[str, int]:
+        """{tensor: index of the last layer that reads it} (the output: never dropped)."""
+        last = {t: i for i, layer in enumerate(self.layers) for t in layer.inputs}
+        last[self.output_name] = len(self.layers)
+        return last
 
     def output_shape(self) -> tuple[int, ...]:
         return self._forward(np.zeros((1,) + self.input_shape, np.float32)).shape[1:]
 
 
+_SINGLE_INPUT_LAYERS = {
+    "Thresholding": lambda model, node, at: _thresholding(model, node, at),
+    "MVAU": lambda model, node, at: _mvau(model, node, at),
+    "ConvolutionInputGenerator": lambda model, node, at: _conv_input_generator(node, at),
+    "Pool": lambda model, node, at: _pool(node, at),
+    "FMPadding": lambda model, node, at: _fm_padding(node, at),
+    "DownSampler": lambda model, node, at: _down_sampler(node, at),
+    "GlobalAccPool": lambda model, node, at: _global_acc_pool(node, at),
+    "DuplicateStreams": lambda model, node, at: _duplicate_streams(node, at),
+}
+"""The HW layers with a golden model that read one stream, by op type."""
+
+
 def compile_segment(model, name: str, where: str = "") -> SegmentProgram:
-    """Compiles a linear HW-layer graph; an unsupported or misplaced node is a GoldenError."""
+    """Compiles a HW-layer graph (a chain, or with forks and residual adds) into numpy
+    layers in graph order; an unsupported or misplaced node is a GoldenError."""
     where = where or name
     iname = model.graph.input[0].name
     mul = output_scale_node(model)
     scale = float(np.asarray(model.get_initializer(mul.input[1])).reshape(-1)[0])
     prog = SegmentProgram(name, tuple(model.get_tensor_shape(iname)[1:]),
-                          model.get_tensor_datatype(iname).name, scale)
-    tensor = iname
+                          model.get_tensor_datatype(iname).name, scale, iname, model.graph.output[0].name)
     nodes = list(model.graph.node)
+    available = {iname}
     skip = set()
     for k, node in enumerate(nodes):
         at = f"{where}: node {node.name!r} ({node.op_type})"
-        if node.input[0] != tensor:
-            raise GoldenError(f"{at} does not follow the previous node: the graph is not a chain")
-        tensor = node.output[0]
-        if node is mul or k in skip:
+        streams = [t for t in node.input if model.get_initializer(t) is None]
+        missing = [t for t in streams if t not in available]
+        if missing:
+            raise GoldenError(f"{at} reads {missing}, which no earlier node writes: the graph is not in order")
+        available.update(node.output)
+        if k in skip:
+            continue
+        if node is mul:  # the integers pass on unscaled (boundary Transposes may follow)
+            prog.layers.append(Layer(node.name, "OutputScale", lambda x: x, (node.input[0],), (node.output[0],)))
             continue
         nxt = nodes[k + 1] if k + 1 < len(nodes) else None
         if node.op_type == "ConvolutionInputGenerator" and nxt is not None and nxt.op_type == "Pool" \
-                and nxt.input[0] == node.output[0]:
+                and nxt.input[0] == node.output[0] and len(model.find_consumers(node.output[0])) == 1:
             fused = _window_max(node, nxt)
             if fused is not None:
-                prog.layers.append(Layer(f"{node.name}+{nxt.name}", "WindowMax", fused))
+                prog.layers.append(Layer(f"{node.name}+{nxt.name}", "WindowMax", fused, (node.input[0],),
+                                         (nxt.output[0],)))
                 skip.add(k + 1)
                 continue
         if node.op_type == "Transpose":
             fn = _transpose(node)
         elif not node.domain.startswith(HW_DOMAIN):
             raise GoldenError(f"{at} is not a FINN HW layer")
-        elif node.op_type == "MVAU":
-            fn = _mvau(model, node, at)
-        elif node.op_type == "Thresholding":
-            fn = _thresholding(model, node, at)
-        elif node.op_type == "ConvolutionInputGenerator":
-            fn = _conv_input_generator(node, at)
-        elif node.op_type == "Pool":
-            fn = _pool(node, at)
+        elif node.op_type == "AddStreams":
+            fn = _add_streams(node, at)
+        elif node.op_type in _SINGLE_INPUT_LAYERS:
+            fn = _SINGLE_INPUT_LAYERS[node.op_type](model, node, at)
         else:
             raise GoldenError(f"{at} has no golden model")
-        prog.layers.append(Layer(node.name, node.op_type, fn))
+        prog.layers.append(Layer(node.name, node.op_type, fn, tuple(streams), tuple(node.output)))
+    if prog.output_name not in available:
+        raise GoldenError(f"{where}: no node writes the graph output {prog.output_name!r}")
     return prog
 
 

@@ -148,7 +148,12 @@ def cnv(spec: ModelSpec) -> Backbone:
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block: two 3x3 convs, a shortcut (1x1 conv when the shape changes), add, act."""
+    """ResNet basic block: two 3x3 convs, a shortcut (1x1 conv when the shape changes), add, act.
+
+    With quantized activations both inputs of the add pass through one shared signed
+    quantizer (`quant.residual_quant`), so the add sums integer codes of one scale: the
+    block has an exact integer form (DESIGN.md §7).
+    """
 
     def __init__(self, cin: int, cout: int, stride: int, spec: ModelSpec):
         super().__init__()
@@ -159,10 +164,11 @@ class BasicBlock(nn.Module):
         if stride != 1 or cin != cout:
             self.shortcut = nn.Sequential(
                 quant.conv2d(cin, cout, 1, spec.weight_bits, stride=stride), nn.BatchNorm2d(cout))
+        self.add_quant = quant.residual_quant(spec.act_bits)
         self.act = quant.relu(spec.act_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
+        return self.act(self.add_quant(self.body(x)) + self.add_quant(self.shortcut(x)))
 
 
 def _resnet(spec: ModelSpec, base: Sequence[int], blocks_per_stage: int) -> Backbone:

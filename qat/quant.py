@@ -10,6 +10,7 @@ import torch.nn as nn
 from brevitas import nn as qnn
 from brevitas.inject.enum import RestrictValueType, ScalingImplType
 from brevitas.quant import (
+    Int8ActPerTensorFloatMinMaxInit,
     Int8WeightPerTensorFloat,
     SignedBinaryWeightPerTensorConst,
     Uint8ActPerTensorFloat,
@@ -58,6 +59,20 @@ def relu(bits: int | None) -> nn.Module:
         return qnn.QuantReLU(act_quant=None)
     return qnn.QuantReLU(act_quant=Uint8ActPerTensorFloatMaxInit, bit_width=bits,
                          max_val=ACT_MAX_INIT)
+
+
+#: bits of the signed codes that meet in a residual add (both inputs share one scale)
+RESIDUAL_BITS = 8
+
+
+def residual_quant(bits: int | None) -> nn.Module:
+    """Signed quantizer with a learned per-tensor scale that a ResNet block applies to both
+    inputs of its add (the same module twice, so one scale): the add then sums integer
+    codes, which the dataflow does exactly (FINN's AddStreams). None: identity."""
+    if bits is None:
+        return qnn.QuantIdentity(act_quant=None)
+    return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloatMinMaxInit, bit_width=RESIDUAL_BITS,
+                             min_val=-ACT_MAX_INIT, max_val=ACT_MAX_INIT)
 
 
 def input_quant(bits: int | None) -> nn.Module:

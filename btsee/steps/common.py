@@ -121,10 +121,9 @@ def integer_form_missing(m) -> str | None:
     if m.weight_bits is None or m.act_bits is None or m.input_bits != 8:
         return ("the hardware flow needs a quantized model: model.weight_bits and model.act_bits set "
                 f"and model.input_bits 8 (this config: {m.weight_bits}, {m.act_bits}, {m.input_bits})")
-    if m.name != "cnv":
-        return (f"model.name {m.name!r}: only the cnv backbone has an integer dataflow form in this flow "
-                "so far (a ResNet's classifier averages its features, so its logits are not integers "
-                "times one scale)")
+    if m.name == "resnet18":
+        return ("model.name 'resnet18' stays a training-only model on the boards of this flow: its 11.2 "
+                "million weights (44.7 Mbit at 4 bits) are 9 times the xc7z020's 4.9 Mbit of block RAM")
     return None
 
 
