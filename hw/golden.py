@@ -10,7 +10,14 @@ parameters (weights, thresholds, window sizes) from the graph:
                                accumulator when noActivation = 1)
     Pool (MaxPool)             max over the window (fused with the window generator
                                into one reshape-max when the windows do not overlap)
+    FMPadding                  zeros around the image (a padded convolution)
+    DuplicateStreams           the stream on each output (a ResNet block's fork)
+    ElementwiseAdd             the sum of two streams (its residual add)
+    GlobalAccPool              the sum over the image of each channel
     Transpose                  layout change at a boundary
+
+Layers run in graph order over named tensors, so a residual block's fork and add are
+simulated as they are wired.
 
 The result is the integer tensor that enters the graph's output scale `Mul`: activation
 codes for a backbone segment, integer logits for a head and for the classifier.
@@ -125,7 +132,10 @@ def _mvau(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
 
 def _thresholding(model, node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     a = node_attributes(node)
-    fn = _thresholds_fn(_integer_initializer(model, node.input[1], where), int(a.get("ActVal", 0)), where)
+    thresholds = _integer_initializer(model, node.input[1], where)  # (C, levels), or (1, levels) for all
+    if thresholds.shape[0] == 1 and a["NumChannels"] > 1:  # one row that every channel uses
+        thresholds = np.repeat(thresholds, a["NumChannels"], axis=0)
+    fn = _thresholds_fn(thresholds, int(a.get("ActVal", 0)), where)
     return lambda x: fn(x.copy())
 
 
@@ -181,16 +191,6 @@ def _fm_padding(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def _down_sampler(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
-    """FINN's DownSampler (a 1x1 convolution's strided input): every Stride-th pixel."""
-    a = node_attributes(node)
-    stride, odim = a["Stride"], a["OFMDim"]
-
-    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, OFMDim, OFMDim, C)
-        return x[:, ::stride, ::stride][:, :odim, :odim]
-    return run
-
-
 def _global_acc_pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     """FINN's GlobalAccPool: the sum over the image of each channel (exact in float64)."""
     def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, 1, 1, C)
@@ -198,8 +198,12 @@ def _global_acc_pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def _add_streams(node, where: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """FINN's AddStreams: the element-wise sum of two integer streams (a residual add)."""
+def _elementwise_add(node, where: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """finn-plus's ElementwiseAdd of two streams (it has no AddStreams): the element-wise
+    sum of two integer streams of one shape (a residual add)."""
+    a = node_attributes(node)
+    if list(a.get("lhs_shape", [])) != list(a.get("rhs_shape", [])):
+        raise GoldenError(f"{where}: adds streams of shapes {a.get('lhs_shape')} and {a.get('rhs_shape')}")
     return lambda a, b: a + b
 
 
@@ -273,7 +277,6 @@ _SINGLE_INPUT_LAYERS = {
     "ConvolutionInputGenerator": lambda model, node, at: _conv_input_generator(node, at),
     "Pool": lambda model, node, at: _pool(node, at),
     "FMPadding": lambda model, node, at: _fm_padding(node, at),
-    "DownSampler": lambda model, node, at: _down_sampler(node, at),
     "GlobalAccPool": lambda model, node, at: _global_acc_pool(node, at),
     "DuplicateStreams": lambda model, node, at: _duplicate_streams(node, at),
 }
@@ -317,8 +320,8 @@ def compile_segment(model, name: str, where: str = "") -> SegmentProgram:
             fn = _transpose(node)
         elif not node.domain.startswith(HW_DOMAIN):
             raise GoldenError(f"{at} is not a FINN HW layer")
-        elif node.op_type == "AddStreams":
-            fn = _add_streams(node, at)
+        elif node.op_type == "ElementwiseAdd":
+            fn = _elementwise_add(node, at)
         elif node.op_type in _SINGLE_INPUT_LAYERS:
             fn = _SINGLE_INPUT_LAYERS[node.op_type](model, node, at)
         else:

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from calib.errors import BtseeError
-from conftest import ROOT, TINY_CONFIG, btsee, write_config
+from conftest import TINY_CONFIG, btsee, write_config
 from test_layout import project_modules
 
 
@@ -72,25 +72,6 @@ def test_values_off_the_integer_grid_are_a_project_error():
     with pytest.raises(ExportError, match="head 0 logits"):
         integer_codes(np.array([0.1, 0.35]), 0.1, "head 0 logits")
     assert issubclass(ExportError, BtseeError)
-
-
-def test_resnet8_runs_through_the_exits_step(tmp_path):
-    """The shipped ResNet-8 config's exit points on a small Fashion-MNIST split."""
-    from btsee.config import load_config
-
-    shipped = load_config(ROOT / "configs" / "cifar10-resnet8.yaml")
-    values = {"name": "resnet8-small",
-              "data": {"limit_train": 256, "limit_val": 128, "limit_test": 128},
-              "model": {"name": "resnet8", "channels": [4, 8, 8], "weight_bits": 4, "act_bits": 4},
-              "train": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0.0},
-              "exits": {"points": shipped.exits.points, "epochs": 1, "batch_size": 64},
-              "calibration": {"min_support": 5}}
-    cfg = write_config(tmp_path / "r8.json", values)
-    btsee("run", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu", "--to", "evaluate")
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["exits"]["points"] == shipped.exits.points == ["stage1", "stage2"]
-    assert list(report["model"]["segment_macs"]) == ["stage1", "stage2", "stage3", "classifier"]
-    assert len(report["exit_fraction"]) == 3
 
 
 def test_debug_shows_the_traceback_of_a_project_error(tmp_path):

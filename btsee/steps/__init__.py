@@ -31,9 +31,6 @@ def _hardware_cannot_run(config: Config) -> str | None:
 def _dataflow_cannot_run(config: Config) -> str | None:
     if (reason := integer_form_missing(config.model)) is not None:
         return reason
-    if config.model.name != "cnv":
-        return (f"model.name {config.model.name!r}: the dataflow conversion maps chains of layers so far; "
-                "a ResNet's forks and residual adds are not mapped to FINN HW layers yet")
     return None
 
 

@@ -52,6 +52,7 @@ def step_dataflow(ctx: Context) -> Context:
     """Each exported segment through finn-plus to HW layers, checked to leave no compute in
     software, its thresholds made exact (`hw.finn.exact_thresholds`), and FINN's
     estimate-only build of each for the configured board."""
+    from hw.finn import residual
     from hw.finn.convert import check_hw_only, load_qonnx, software_nodes, to_hw
     from hw.finn.exact_thresholds import exact_thresholds
     from hw.finn.estimate import estimate_segment
@@ -65,7 +66,10 @@ def step_dataflow(ctx: Context) -> Context:
     for seg in tqdm(manifest["segments"], desc="dataflow", unit="segment", disable=None, leave=False):
         path = ctx.out / seg["file"]
         model = load_qonnx(path, seg["input_type"])
-        hw = to_hw(model, seg["input_type"])
+        if residual.is_residual(model):  # a ResNet's blocks: forks and residual adds
+            hw = residual.to_hw(model, seg["input_type"], str(path))
+        else:
+            hw = to_hw(model, seg["input_type"])
         check_hw_only(hw, str(path))
         hw, corrections = exact_thresholds(model, hw, str(path))
         for c in corrections:

@@ -132,8 +132,9 @@ def quiet_known_warnings() -> Iterator[None]:
 
 
 def to_hw(model, input_type: str):
-    """A segment's QONNX graph -> its FINN HW-layer graph (`qonnx_to_finn`, `streamline`,
-    `convert_to_hw`), the input's datatype kept throughout."""
+    """A chain segment's QONNX graph -> its FINN HW-layer graph (`qonnx_to_finn`,
+    `streamline`, `convert_to_hw`), the input's datatype kept throughout. Graphs with
+    forks or residual adds take `hw.finn.residual.to_hw`."""
     with quiet_known_warnings():
         return convert_to_hw(streamline(qonnx_to_finn(model, input_type), input_type), input_type)
 

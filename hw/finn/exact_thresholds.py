@@ -87,6 +87,12 @@ def _codes_scale(model, tensor: str, where: str) -> Fraction:
             return _scalar(model, node.input[1], where)
         if node.op_type == "Mul" and node.input[0] == model.graph.input[0].name:
             return _scalar(model, node.input[1], where)
+        if node.op_type == "Add" and all(model.get_initializer(t) is None for t in node.input):
+            # a residual add: the sum of two code tensors of one scale is codes of that scale
+            scales = {_codes_scale(model, t, where) for t in node.input}
+            if len(scales) != 1:
+                raise DataflowError(f"{where}: the residual add {node.name!r} sums codes of different scales")
+            return scales.pop()
         if node.op_type not in PASS_THROUGH:
             raise DataflowError(f"{where}: node {node.name!r} ({node.op_type}) between two quantizers")
         tensor = node.input[0]
@@ -119,11 +125,13 @@ def export_activations(model, where: str) -> list[ExactActivation]:
             continue  # weight quantizers
         at = f"{where}: node {node.name!r}"
         attrs = node_attributes(node)
-        if attrs.get("signed", 1) or attrs.get("narrow", 0):
-            raise DataflowError(f"{at}: only unsigned, non-narrow activations are handled")
         if any(model.get_initializer(node.input[2]).reshape(-1)):
             raise DataflowError(f"{at}: the activation has a zero point")
         bits = int(np.asarray(model.get_initializer(node.input[3])).reshape(-1)[0])
+        if attrs.get("signed", 1):  # a residual add's input codes
+            q_min, q_max = -(2 ** (bits - 1)) + int(attrs.get("narrow", 0)), 2 ** (bits - 1) - 1
+        else:
+            q_min, q_max = 0, 2 ** bits - 1 - int(attrs.get("narrow", 0))
         act_scale = _scalar(model, node.input[1], at)
         tensor, relu, bn, bias = node.input[0], False, None, None
         producer = model.find_producer(tensor)
@@ -141,11 +149,11 @@ def export_activations(model, where: str) -> list[ExactActivation]:
             if len(producer.input) > 2 and producer.input[2]:
                 bias = _fractions(model.get_initializer(producer.input[2]))
             scale = _codes_scale(model, producer.input[0], at) * s_w
-        elif bn is None and not relu:
+        elif bn is None and (not relu or q_min >= 0):  # a ReLU before unsigned codes changes nothing
             weights, scale = None, _codes_scale(model, tensor, at)
         else:
             raise DataflowError(f"{at}: its input is not a matrix layer's output")
-        out.append(ExactActivation(node.name, scale, weights, bias, bn, act_scale, 0, 2 ** bits - 1))
+        out.append(ExactActivation(node.name, scale, weights, bias, bn, act_scale, q_min, q_max))
     return out
 
 
@@ -180,17 +188,39 @@ def _least_reaching(act: ExactActivation, channel: int, code: int, sign: int, st
     return h
 
 
-def exact_thresholds(qonnx, hw, where: str) -> tuple[object, list[dict]]:
-    """(hw with every threshold exact, the corrections made: layer, channel, code, FINN's
-    value, the exact one). A layer that cannot be related to the exported graph is a
-    DataflowError naming it."""
-    acts = export_activations(qonnx, where)
-    layers = _hw_threshold_layers(hw)
+def _pair_layers(acts: list[ExactActivation], layers: list, hw, where: str) -> list[tuple]:
+    """(activation, HW layer) pairs: an MVAU with the activation whose weights it holds (up
+    to negated channels), a Thresholding with the weight-less activations in graph order."""
     if len(acts) != len(layers):
         raise DataflowError(f"{where}: {len(layers)} HW layers with thresholds for {len(acts)} quantized "
                             "activations in the exported graph")
+    plain = [a for a in acts if a.weights is None]
+    matrix = [a for a in acts if a.weights is not None]
+    pairs = []
+    for node in layers:
+        if node.op_type == "Thresholding":
+            if not plain:
+                raise DataflowError(f"{where}: node {node.name!r}: more Thresholding layers than activations "
+                                    "without a matrix layer")
+            pairs.append((plain.pop(0), node))
+            continue
+        w = np.abs(np.asarray(hw.get_initializer(node.input[1]), np.int64))
+        match = [a for a in matrix if a.weights.shape == w.shape and np.array_equal(np.abs(a.weights), w)]
+        if not match:
+            raise DataflowError(f"{where}: node {node.name!r}: no matrix layer of the exported graph has its weights")
+        matrix.remove(match[0])
+        pairs.append((match[0], node))
+    return pairs
+
+
+def exact_thresholds(qonnx, hw, where: str) -> tuple[object, list[dict]]:
+    """(hw with every threshold exact, the corrections made: layer, channel, code, FINN's
+    value, the exact one). A layer that cannot be related to the exported graph, or whose
+    thresholds differ from the exact ones by more than FINN's float32 rounding can (one
+    step), is a DataflowError naming it."""
+    acts = export_activations(qonnx, where)
     corrections = []
-    for act, node in zip(acts, layers):
+    for act, node in _pair_layers(acts, _hw_threshold_layers(hw), hw, where):
         at = f"{where}: node {node.name!r} ({node.op_type}, from {act.quant})"
         t_name = node.input[2] if node.op_type == "MVAU" else node.input[1]
         thresholds = np.asarray(hw.get_initializer(t_name), np.float64)  # (C, levels)
@@ -219,6 +249,10 @@ def exact_thresholds(qonnx, hw, where: str) -> tuple[object, list[dict]]:
                 value = _least_reaching(act, c, act.q_min + j + 1, int(signs[c]), finn, lo, hi)
                 finn_clamped = min(max(finn, lo), hi + 1)
                 if value != finn_clamped:  # both beyond the reachable range on one side: equivalent
+                    if abs(value - finn_clamped) > 1:
+                        raise DataflowError(f"{at}: channel {c}, code {act.q_min + j + 1}: FINN's threshold "
+                                            f"{finn} is {value - finn_clamped:+d} from the exact {value}; more "
+                                            "than float32 rounding explains: the layer is not the activation's")
                     exact[c, j] = value
                     corrections.append({"layer": node.name, "channel": c, "code": act.q_min + j + 1,
                                         "finn": finn, "exact": value})

@@ -1,0 +1,65 @@
+"""ResNet-8 through the whole flow on a small Fashion-MNIST split: residual blocks export,
+convert to FINN HW layers (forks, residual adds, padding, the global pool) and run bit
+exactly through golden = qonnx = FINN on every test image."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ROOT, btsee, write_config
+
+HW_OPS_OF_A_RESNET = {"DuplicateStreams", "ElementwiseAdd", "FMPadding", "GlobalAccPool"}
+
+
+@pytest.fixture(scope="module")
+def resnet8_run(tmp_path_factory):
+    """A ResNet-8 (4/8/8 channels) run with the shipped config's exit points, every step done."""
+    from btsee.config import load_config
+
+    shipped = load_config(ROOT / "configs" / "fmnist-resnet8.yaml")
+    d = tmp_path_factory.mktemp("resnet8")
+    values = {"name": "resnet8-small",
+              "data": {"limit_train": 256, "limit_val": 128, "limit_test": 128},
+              "model": {"name": "resnet8", "channels": [4, 8, 8], "weight_bits": 4, "act_bits": 4},
+              "train": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0.0},
+              "exits": {"points": shipped.exits.points, "epochs": 1, "batch_size": 64},
+              "calibration": {"min_support": 5},
+              "hardware": {"chain_images": None}}
+    cfg = write_config(d / "r8.json", values)
+    btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")
+    return d / "run", shipped.exits.points
+
+
+def test_resnet8_segments_and_exits(resnet8_run):
+    run, points = resnet8_run
+    report = json.loads((run / "report.json").read_text())
+    assert report["exits"]["points"] == points == ["stage1", "stage2"]
+    assert list(report["model"]["segment_macs"]) == ["stage1", "stage2", "stage3", "classifier"]
+    assert len(report["exit_fraction"]) == 3
+
+
+def test_resnet8_maps_to_hw_layers_only(resnet8_run):
+    run, _ = resnet8_run
+    manifest = json.loads((run / "dataflow" / "manifest.json").read_text())
+    ops = set().union(*(seg["nodes"] for seg in manifest["segments"]))
+    assert HW_OPS_OF_A_RESNET <= ops
+    for seg in manifest["segments"]:  # only boundary Transposes and the output scale stay in software
+        assert all(n.endswith(("(Transpose)", "(Mul)")) for n in seg["software"]), seg["software"]
+        assert sum(n.endswith("(Mul)") for n in seg["software"]) == 1
+
+
+def test_resnet8_is_bit_exact_on_every_test_image(resnet8_run):
+    run, _ = resnet8_run
+    report = json.loads((run / "report.json").read_text())
+    exact = report["bit_exact"]
+    assert exact["images"] == report["data"]["sizes"]["test"] == 128
+    for link in ("golden_vs_qonnx", "golden_vs_finn"):
+        assert exact[link]["mismatching_images"] == 0, exact[link]
+        assert exact[link]["prediction_mismatches"] == exact[link]["exit_index_mismatches"] == 0
+    assert exact["mismatches"] == 0
+    assert all(report["golden"]["equal_to_evaluate"].values())
+    agreement = report["brevitas_agreement"]
+    assert agreement["images"] == 128
+    # a Brevitas mismatch is allowed only when the exact float64 execution sides with the golden model
+    assert all(m["exact_reference_agrees_with_golden"] for m in agreement["mismatches"])
