@@ -63,3 +63,35 @@ def test_resnet8_is_bit_exact_on_every_test_image(resnet8_run):
     assert agreement["images"] == 128
     # a Brevitas mismatch is allowed only when the exact float64 execution sides with the golden model
     assert all(m["exact_reference_agrees_with_golden"] for m in agreement["mismatches"])
+
+
+def test_exact_thresholds_of_a_residual_segment(resnet8_run):
+    """The exact recomputation pairs the threshold layer after a residual add with the
+    exported activation it implements: a threshold one step off is put back and reported,
+    one several steps off means the layers were paired wrongly and is refused."""
+    import numpy as np
+
+    from hw.finn.convert import DataflowError, load_hw, load_qonnx
+    from hw.finn.exact_thresholds import exact_thresholds
+
+    run, _ = resnet8_run
+    manifest = json.loads((run / "dataflow" / "manifest.json").read_text())
+    seg = next(s for s in manifest["segments"] if s["name"] == "backbone_0")
+    qonnx = load_qonnx(run / seg["file"], seg["input_type"])
+    hw = load_hw(run / seg["hw_file"], seg["input_type"])
+    after_add = next(n for n in hw.graph.node if n.op_type == "Thresholding"
+                     and hw.find_producer(n.input[0]).op_type == "ElementwiseAdd")
+    t = hw.get_initializer(after_add.input[1]).copy()  # (1, 15): one row for every channel
+    gaps = np.diff(t[0])
+    k = int(np.argmax(gaps))  # threshold k can move up by less than this gap and stay ascending
+    assert gaps[k] > 5
+    for step in (1, 5):
+        moved = t.copy()
+        moved[0, k] += step
+        hw.set_initializer(after_add.input[1], moved)
+        if step == 1:
+            fixed, corrections = exact_thresholds(qonnx, hw, "backbone_0")
+            assert [(c["layer"], c["finn"] - c["exact"]) for c in corrections] == [(after_add.name, 1)]
+            assert np.array_equal(fixed.get_initializer(after_add.input[1]), t)
+    with pytest.raises(DataflowError, match="more than float32 rounding"):
+        exact_thresholds(qonnx, hw, "backbone_0")  # the 5-step move
