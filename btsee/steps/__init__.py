@@ -28,18 +28,12 @@ def _hardware_cannot_run(config: Config) -> str | None:
     return integer_form_missing(config.model)
 
 
-def _dataflow_cannot_run(config: Config) -> str | None:
-    if (reason := integer_form_missing(config.model)) is not None:
-        return reason
-    return None
-
-
 def _board_file(config: Config) -> tuple[Path, ...]:
     return (board_file(config.hardware.board),)
 
 
 def _simulate_cannot_run(config: Config) -> str | None:
-    if (reason := _dataflow_cannot_run(config)) is not None:
+    if (reason := integer_form_missing(config.model)) is not None:
         return reason
     if config.calibration.score != "margin":
         return (f"calibration.score {config.calibration.score!r} has no integer form; the exit hardware "
@@ -67,7 +61,7 @@ STEPS: list[Step] = [
          cannot_run=_hardware_cannot_run, version=2),  # 2: the manifest pins each graph's SHA-256
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
-         cannot_run=_dataflow_cannot_run, external_inputs=_board_file, version=2),  # 2: graphs pinned
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: graphs pinned
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
