@@ -68,7 +68,7 @@ RESIDUAL_BITS = 8
 def residual_quant(bits: int | None) -> nn.Module:
     """Signed quantizer with a learned per-tensor scale that a ResNet block applies to both
     inputs of its add (the same module twice, so one scale): the add then sums integer
-    codes, which the dataflow does exactly (FINN's AddStreams). None: identity."""
+    codes, which the dataflow does exactly (FINN's ElementwiseAdd). None: identity."""
     if bits is None:
         return qnn.QuantIdentity(act_quant=None)
     return qnn.QuantIdentity(act_quant=Int8ActPerTensorFloatMinMaxInit, bit_width=RESIDUAL_BITS,
