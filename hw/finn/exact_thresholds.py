@@ -205,11 +205,15 @@ def _pair_layers(acts: list[ExactActivation], layers: list, hw, where: str) -> l
             pairs.append((plain.pop(0), node))
             continue
         w = np.abs(np.asarray(hw.get_initializer(node.input[1]), np.int64))
-        match = [a for a in matrix if a.weights.shape == w.shape and np.array_equal(np.abs(a.weights), w)]
-        if not match:
-            raise DataflowError(f"{where}: node {node.name!r}: no matrix layer of the exported graph has its weights")
-        matrix.remove(match[0])
-        pairs.append((match[0], node))
+        shaped = [a for a in matrix if a.weights.shape == w.shape]
+        if not shaped:
+            raise DataflowError(f"{where}: node {node.name!r}: no matrix layer of the exported graph has weights "
+                                f"of shape {w.shape}")
+        # the exported layer whose weights it holds; with none equal, the closest one, so
+        # that the weight check names the channel that differs
+        best = max(shaped, key=lambda a: int(np.all(np.abs(a.weights) == w, axis=0).sum()))
+        matrix.remove(best)
+        pairs.append((best, node))
     return pairs
 
 
