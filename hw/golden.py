@@ -231,7 +231,8 @@ class SegmentProgram:
     output_scale: float
     input_name: str = ""
     output_name: str = ""
-    """The graph tensors the program starts from and returns (the output scale Mul's input)."""
+    """The graph tensors the program starts from and returns (the graph's output, the output
+    scale Mul run as identity: integers, unscaled)."""
     layers: list[Layer] = field(default_factory=list)
 
     def run(self, x: np.ndarray, batch: int = 256) -> np.ndarray:
