@@ -19,6 +19,7 @@ from btsee.config import Config, ConfigError
 from btsee.report import read_report
 from calib.atomic import atomic_write_json
 from calib.errors import BtseeError
+from calib.schema import read_json_file, sha256_of
 from qat.distributed import DistEnv, barrier
 
 STATE = "steps.json"
@@ -67,14 +68,6 @@ class FlowError(BtseeError):
     """The flow cannot run as asked (unknown step, missing inputs of a skipped step)."""
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def fingerprint(step: Step, ctx: Context) -> str:
     """Hash of the step's config sections and the contents of its input files (in the run
     folder, then outside it)."""
@@ -84,21 +77,19 @@ def fingerprint(step: Step, ctx: Context) -> str:
         h.update(f"version {step.version}".encode())
     h.update(json.dumps({s: cfg[s] for s in step.sections}, sort_keys=True).encode())
     for path in step.external_inputs(ctx.config) if step.external_inputs else ():
-        h.update(str(path).encode() + _file_digest(Path(path)).encode())
+        h.update(str(path).encode() + sha256_of(Path(path)).encode())
     for rel in step.inputs:
         path = ctx.out / rel
         if not path.exists():
             raise FlowError(f"step {step.name!r} needs {path}, which no earlier step has written; "
                             f"run the steps before it first")
-        h.update(rel.encode() + _file_digest(path).encode())
+        h.update(rel.encode() + sha256_of(path).encode())
     return h.hexdigest()
 
 
 def _read_state(out: Path) -> dict:
     """{step: {"fingerprint", "seconds", "finished"}} from DIR/steps.json ({} before the
     first step); a damaged file is a FlowError naming it."""
-    from calib.schema import read_json_file
-
     path = out / STATE
     if not path.exists():
         return {}

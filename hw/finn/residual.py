@@ -52,7 +52,7 @@ def _quiet_streamline_logs() -> Iterator[None]:
 def is_residual(model) -> bool:
     """Whether the graph forks a stream or joins two (an Add of two non-constant inputs)."""
     for node in model.graph.node:
-        if node.op_type == "Add" and all(model.get_initializer(t) is None for t in node.input):
+        if _joins_two_streams(model, node):
             return True
         if any(len(model.find_consumers(t) or []) > 1 for t in node.output):
             return True
