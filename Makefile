@@ -13,7 +13,7 @@ demo: setup
 	$(PY) -m btsee.cli run $(CONFIG) --out $(OUT) --resume
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -162,7 +162,8 @@ class SweepConfig:
 
 @dataclass
 class HardwareConfig:
-    """The `dataflow` and `simulate` steps (FINN estimates and the bit-exactness chain)."""
+    """The `dataflow`, `simulate`, `rtl` and `synth` steps (FINN estimates, the
+    bit-exactness chain, the RTL simulation and synthesis)."""
 
     board: str = "pynq-z2"
     """A board of `boards/` (one data file each): its FINN board name, part and resources."""
@@ -179,6 +180,12 @@ class HardwareConfig:
     chain_images: int | None = None
     """Test images run through the whole chain golden = qonnx = FINN; null = the whole
     test split (about 7 minutes for 10,000 images of the default model on 2 cores)."""
+    rtl_images: int = 1000
+    """Test images each segment's RTL simulates in Verilator (`rtl` step), compared word
+    for word with the golden simulator (capped at the test split's size)."""
+    rtl_segments: list[str] | None = None
+    """Segments the `rtl` and `synth` steps cover (names as in dataflow/manifest.json);
+    null = all."""
 
     def clock_ns(self) -> float:
         """The clock period the flow targets: this section's, else the board's default."""
@@ -359,6 +366,7 @@ def validate(cfg: Config) -> None:
            f"hardware.clock_period_ns: must be positive or null (the board's), got {h.clock_period_ns}")
     _check(h.target_fps >= 1, f"hardware.target_fps: must be at least 1, got {h.target_fps}")
     _check(h.mvau_wwidth_max >= 1, f"hardware.mvau_wwidth_max: must be at least 1, got {h.mvau_wwidth_max}")
+    _check(h.rtl_images >= 1, f"hardware.rtl_images: must be at least 1, got {h.rtl_images}")
     _check(h.chain_images is None or h.chain_images >= 1,
            f"hardware.chain_images: must be at least 1 or null (the whole test split), got {h.chain_images}")
     bad = [v for v in cfg.sweep.variants if v not in ("soft", "distill", "labels")]

@@ -39,6 +39,8 @@ EVALUATION_FILE = "evaluate/evaluation.json"
 EXPORT_MANIFEST = "export/manifest.json"
 DATAFLOW_MANIFEST = "dataflow/manifest.json"
 SIMULATION_FILE = "simulate/simulation.json"
+RTL_FILE = "rtl/rtl.json"
+SYNTH_FILE = "synth/synth.json"
 
 
 _SEGMENT = {"name": str, "kind": OneOf("backbone", "head"), "file": str, "sha256": str, "source": str,
@@ -53,7 +55,10 @@ SCHEMAS: dict[str, Any] = {
     EVALUATION_FILE: {"cascade": {"accuracy": float, "mac_fraction": float, "exit_fraction": [float]}},
     EXPORT_MANIFEST: {"points": [str], "segments": [_SEGMENT]},
     DATAFLOW_MANIFEST: {"points": [str], "segments": [dict(_SEGMENT, qonnx_file=str, hw_file=str,
-                                                           hw_sha256=str)]},
+                                                           hw_sha256=str, folded_file=str, folded_sha256=str,
+                                                           estimate={"cycles_per_frame": int})]},
+    RTL_FILE: {"segments": {str: {"top": str, "folder": str, "sources_sha256": str, "finn_cycles_per_frame": int,
+                                  "free_running": {"cycles_per_frame": float}}}},
     RUN_CONFIG: {str: Any},
 }
 """The schema each JSON artifact is checked against when read (`calib.schema`): the
@@ -75,7 +80,7 @@ def read_json(out: Path, rel: str) -> Any:
 
 LISTED_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     EXPORT_MANIFEST: (("file", "sha256"),),
-    DATAFLOW_MANIFEST: (("qonnx_file", "sha256"), ("hw_file", "hw_sha256")),
+    DATAFLOW_MANIFEST: (("qonnx_file", "sha256"), ("hw_file", "hw_sha256"), ("folded_file", "folded_sha256")),
 }
 """Per manifest, the (file, SHA-256) field pairs of each segment entry: the graph files it
 lists and pins."""

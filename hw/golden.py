@@ -42,6 +42,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from calib.cascade import FirstExit
 from calib.rules import decide, predicted_class
 from hw.finn.convert import HW_DOMAIN, DataflowError, load_hw, node_attributes, output_scale_node
+from hw.rtl.maxpool.model import window_max
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -161,7 +162,7 @@ def _pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     k, ch = a["KernelSize"][0] * a["KernelSize"][1], a["Channels"]
 
     def run(x: np.ndarray) -> np.ndarray:  # (N, OH, OW, k*C) -> (N, OH, OW, C)
-        return x.reshape(x.shape[:-1] + (k, ch)).max(axis=-2)
+        return window_max(x.reshape(x.shape[:-1] + (k, ch)))  # the RTL block's model
     return run
 
 
@@ -247,12 +248,23 @@ class SegmentProgram:
             outs.append(np.rint(y).astype(np.int64))
         return np.concatenate(outs)
 
-    def _forward(self, y: np.ndarray) -> np.ndarray:
+    def tensors(self, x: np.ndarray, names: tuple[str, ...], batch: int = 256) -> dict[str, np.ndarray]:
+        """(N, *input_shape) integer codes -> {name: (N, ...) int64} for the named graph
+        tensors (the RTL simulation's stream ends, say); a name no layer writes is a KeyError."""
+        known = {self.input_name} | {t for layer in self.layers for t in layer.outputs}
+        if missing := [n for n in names if n not in known]:
+            raise KeyError(f"{self.name}: no tensor {missing} in the compiled graph")
+        parts = [self._forward(np.asarray(x[i:i + batch]).astype(np.float32), names)
+                 for i in range(0, len(x), batch)]
+        return {n: np.concatenate([np.rint(p[n]).astype(np.int64) for p in parts]) for n in names}
+
+    def _forward(self, y: np.ndarray, keep: tuple[str, ...] = ()) -> np.ndarray | dict[str, np.ndarray]:
         """Integer-valued float arrays between layers: exact, and half the bytes of int64.
         Layers run in graph order over named tensors (a residual block forks and adds);
-        a tensor is dropped once its last reader has run."""
+        a tensor is dropped once its last reader has run. With `keep`, the dict of those
+        tensors instead of the output."""
         tensors = {self.input_name: y}
-        last_use = self._last_use()
+        last_use = self._last_use(keep)
         for i, layer in enumerate(self.layers):
             out = layer.run(*(tensors[t] for t in layer.inputs))
             for t, v in zip(layer.outputs, out if isinstance(out, tuple) else (out,)):
@@ -260,12 +272,13 @@ class SegmentProgram:
             for t in layer.inputs:
                 if last_use[t] == i:
                     del tensors[t]
-        return tensors[self.output_name]
+        return {t: tensors[t] for t in keep} if keep else tensors[self.output_name]
 
-    def _last_use(self) -> dict[str, int]:
-        """{tensor: index of the last layer that reads it} (the output: never dropped)."""
+    def _last_use(self, keep: tuple[str, ...] = ()) -> dict[str, int]:
+        """{tensor: index of the last layer that reads it} (the output and `keep`: never dropped)."""
         last = {t: i for i, layer in enumerate(self.layers) for t in layer.inputs}
-        last[self.output_name] = len(self.layers)
+        for t in (self.output_name, *keep):
+            last[t] = len(self.layers)
         return last
 
     def output_shape(self) -> tuple[int, ...]:

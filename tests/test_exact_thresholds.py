@@ -115,9 +115,11 @@ def test_float32_thresholds_miss_planted_boundaries_and_exact_ones_do_not():
     qonnx = layer_graph(*params)
     hw = to_hw(qonnx, "UINT4")
     (mvau,) = [n for n in hw.graph.node if n.op_type == "MVAU"]
-    finn = np.asarray(hw.get_initializer(mvau.input[2]), np.int64)  # (C_OUT, 15)
+    (th,) = hw.find_consumers(mvau.output[0])  # RTL-ready: the thresholds are a layer of their own
+    assert th.op_type == "Thresholding"
+    finn = np.asarray(hw.get_initializer(th.input[1]), np.int64)  # (C_OUT, 15)
     hw, corrections = exact_thresholds(qonnx, hw, "planted")
-    exact = np.asarray(hw.get_initializer(mvau.input[2]), np.int64)
+    exact = np.asarray(hw.get_initializer(th.input[1]), np.int64)
     weights = np.asarray(hw.get_initializer(mvau.input[1]), np.int64)  # (C_IN, C_OUT), signs as FINN chose
     wrong_finn = 0
     for c in range(C_OUT):

@@ -46,12 +46,13 @@ def test_dataflow_step_maps_every_compute_node_to_hw_layers(tiny_run):
             assert c["exact"] != c["finn"] and table[c["channel"], c["code"] - 1] == c["exact"]
         assert seg["estimate"]["lut"] > 0 and seg["estimate"]["cycles_per_frame"] > 0
         assert (tiny_run / seg["estimate"]["report_dir"] / "estimate_layer_resources.json").is_file()
-    res = json.loads((tiny_run / "report.json").read_text())["resources"]
-    assert "FINN estimates" in res["source"] and "lower bounds" in res["source"]
+    res = json.loads((tiny_run / "report.json").read_text())["resources"]  # the synth step's, FINN's beside
     per = res["per_segment"]
-    assert res["LUT"] == pytest.approx(sum(s["LUT"] for s in per.values()))
-    assert res["BRAM18"] == pytest.approx(sum(s["BRAM18"] for s in per.values()))
-    assert all(s["cycles_per_frame"] > 0 for s in per.values())
+    assert set(per) == {s["name"] for s in manifest["segments"]}
+    for k in ("LUT", "BRAM18", "DSP"):
+        assert res["finn_estimate"][k] == pytest.approx(sum(s["estimate"][k.lower()] for s in manifest["segments"]))
+        assert res[k] == sum(s[k] for s in per.values())
+    assert all(s["cycles_per_frame"]["finn_estimate"] > 0 for s in per.values())
 
 
 def test_simulate_step_reports_an_exact_chain_and_the_evaluated_numbers(tiny_run):

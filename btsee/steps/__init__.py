@@ -1,11 +1,11 @@
 """The flow's steps, in order: the one list (`STEPS`) the `btsee run` command executes.
 
 Each step lives in the module of its stage (`training`, `calibration`, `hardware`,
-`simulate`) and declares the config sections and run-folder files it reads and the files
+`simulate`, `rtl`) and declares the config sections and run-folder files it reads and the files
 it writes (paths in `btsee.run_folder`); `btsee.flow` fingerprints them to skip steps that
 are up to date. A step that cannot apply to a config says why in `cannot_run`, checked
-before any step runs. Later steps (rtl, synth, folding, bitstream, package) get modules
-of their own and a place in this list.
+before any step runs. Later steps (folding, bitstream, package) get modules of their own
+and a place in this list.
 """
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from boards import board_file
 from btsee.config import Config
 from btsee.flow import Step
 from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
-                              EVALUATION_FILE, EXPORT_MANIFEST, HEAD_MACS, HEADS_FILE, LOGITS_FILE,
-                              SIMULATION_FILE, SPLIT_FILE, THRESHOLDS_FILE)
+                              EVALUATION_FILE, EXPORT_MANIFEST, HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE,
+                              SIMULATION_FILE, SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE)
 from btsee.steps.calibration import step_calibrate, step_evaluate
 from btsee.steps.common import integer_form_missing
 from btsee.steps.hardware import step_dataflow, step_export
+from btsee.steps.rtl import step_rtl, step_synth
 from btsee.steps.simulate import step_simulate
 from btsee.steps.training import step_backbone, step_data, step_exits
 
@@ -61,11 +62,17 @@ STEPS: list[Step] = [
          cannot_run=_hardware_cannot_run, version=2),  # 2: the manifest pins each graph's SHA-256
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: graphs pinned
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=3),  # 3: RTL-ready graphs
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
                  HEAD_MACS, DATA_SUMMARY, BACKBONE_FILE, HEADS_FILE),
          outputs=(SIMULATION_FILE,), cannot_run=_simulate_cannot_run),
+    Step("rtl", step_rtl, "each segment as RTL: generated, compiled in Verilator, simulated against golden",
+         ("hardware",), inputs=(DATAFLOW_MANIFEST, SPLIT_FILE), outputs=(RTL_FILE,),
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file),
+    Step("synth", step_synth, "each segment's RTL synthesized by Yosys for the board's part",
+         ("hardware",), inputs=(RTL_FILE, DATAFLOW_MANIFEST), outputs=(SYNTH_FILE,),
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file),
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

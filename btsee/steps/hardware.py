@@ -3,6 +3,7 @@ checked against Brevitas) and `dataflow` (each through finn-plus to FINN HW laye
 FINN's estimates of exactly those graphs for the board)."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -49,9 +50,10 @@ def step_export(ctx: Context) -> Context:
 
 
 def step_dataflow(ctx: Context) -> Context:
-    """Each exported segment through finn-plus to HW layers, checked to leave no compute in
-    software, its thresholds made exact (`hw.finn.exact_thresholds`), and FINN's
-    estimate-only build of each for the configured board."""
+    """Each exported segment through finn-plus to HW layers (RTL-ready: standalone
+    thresholds, RTL preferred), checked to leave no compute in software, its thresholds
+    made exact (`hw.finn.exact_thresholds`), and FINN's estimate-only build of each for the
+    configured board, whose folded and specialized graph the `rtl` step generates HDL from."""
     from hw.finn import residual
     from hw.finn.convert import check_hw_only, load_qonnx, software_nodes, to_hw
     from hw.finn.exact_thresholds import exact_thresholds
@@ -86,7 +88,10 @@ def step_dataflow(ctx: Context) -> Context:
             ops[n.op_type] = ops.get(n.op_type, 0) + 1
         est_doc = est.to_dict()
         est_doc["report_dir"] = str(Path(est.report_dir).relative_to(ctx.out))
-        entries.append(dict(seg, qonnx_file=seg["file"], hw_file=rel, hw_sha256=sha256_of(ctx.out / rel), nodes=ops,
+        folded = f"dataflow/{seg['name']}.folded.onnx"  # specialized and folded: the RTL step's graph
+        atomic_write(ctx.out / folded, lambda tmp: shutil.copyfile(est.folded_graph, tmp))
+        entries.append(dict(seg, qonnx_file=seg["file"], hw_file=rel, hw_sha256=sha256_of(ctx.out / rel),
+                            folded_file=folded, folded_sha256=sha256_of(ctx.out / folded), nodes=ops,
                             software=[f"{n.name} ({n.op_type})" for n in software_nodes(hw)],
                             threshold_corrections=corrections, estimate=est_doc))
         for key, value in (("LUT", est.lut), ("BRAM18", est.bram18), ("DSP", est.dsp)):

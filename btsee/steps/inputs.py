@@ -13,9 +13,10 @@ from typing import Callable
 
 from btsee.flow import Context
 from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
-                              EVALUATION_FILE, EXPORT_MANIFEST, HEAD_MACS, HEADS_FILE, LOGITS_FILE, SPLIT_FILE,
-                              THRESHOLDS_FILE, load_logits, read_json, read_manifest, read_thresholds)
+                              EVALUATION_FILE, EXPORT_MANIFEST, HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE,
+                              SPLIT_FILE, THRESHOLDS_FILE, load_logits, read_json, read_manifest, read_thresholds)
 from btsee.steps.common import backbone, load_splits, model_spec
+from btsee.steps.rtl import read_rtl
 
 
 def _heads(ctx: Context) -> None:
@@ -37,6 +38,7 @@ CHECKERS: dict[str, Callable[[Context], object]] = {
     EVALUATION_FILE: lambda ctx: read_json(ctx.out, EVALUATION_FILE),
     EXPORT_MANIFEST: lambda ctx: read_manifest(ctx.out, EXPORT_MANIFEST),
     DATAFLOW_MANIFEST: lambda ctx: read_manifest(ctx.out, DATAFLOW_MANIFEST),
+    RTL_FILE: read_rtl,
 }
 
 

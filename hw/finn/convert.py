@@ -168,7 +168,11 @@ def streamline(model, input_type: str):
 
 def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     """Streamlined graph -> FINN HW layers (MVAU, ConvolutionInputGenerator, Thresholding,
-    Pool), leaving only boundary Transposes and the output scale Mul in software."""
+    Pool), leaving only boundary Transposes and the output scale Mul in software.
+
+    RTL-ready (`prefer_rtl`): thresholds become standalone Thresholding layers (inferred
+    before the MVAUs, FINN's `standalone_thresholds` order), since an MVAU with embedded
+    thresholds has no RTL variant; every HW layer prefers its RTL implementation."""
     from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
     from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
     from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import \
@@ -183,11 +187,24 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     from qonnx.transformation.infer_shapes import InferShapes
 
     for t in (InferRequantLayer(bitwidth_threshold=requant_bitwidth_threshold),
-              InferQuantizedMatrixVectorActivation(), InferThresholdingLayer(), InferPool(),
+              InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferPool(),
               InferConvInpGen(), RemoveCNVtoFCFlatten(), AbsorbConsecutiveTransposes(),
               GiveUniqueNodeNames(), InferShapes(), InferDataTypes(), InferDataLayouts()):
         model = model.transform(t)
-    return mark_input(model, input_type)
+    return mark_input(prefer_rtl(model), input_type)
+
+
+def prefer_rtl(model):
+    """Every HW layer's `preferred_impl_style` set to "rtl", so that FINN's SpecializeLayers
+    picks the RTL variant wherever one exists (MVAU_rtl, Thresholding_rtl, width
+    converters; the sliding-window generator has RTL only). Layers without one (Pool,
+    DuplicateStreams) still specialize to HLS, which the RTL flow replaces by blocks of ours."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    for node in model.graph.node:
+        if is_hw(node):
+            getCustomOp(node).set_nodeattr("preferred_impl_style", "rtl")
+    return model
 
 
 def node_attributes(node) -> dict:

@@ -52,11 +52,16 @@ class SegmentEstimate:
     layers: dict[str, dict[str, float]] = field(default_factory=dict)
     folding: dict[str, dict[str, int]] = field(default_factory=dict)
     report_dir: Path = Path()
+    folded_graph: Path = Path()
+    """The dataflow partition as FINN estimated it: folded, every layer specialized (RTL
+    where it has one), the graph the RTL generator starts from."""
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (report_dir as a string)."""
+        """A JSON-ready dict (paths as strings; the folded graph left out, the manifest
+        records its copy)."""
         d = asdict(self)
         d["report_dir"] = str(self.report_dir)
+        del d["folded_graph"]
         return d
 
 
@@ -112,7 +117,9 @@ def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: st
         raise DataflowError(f"{hw_path}: FINN estimate build failed (rc {rc}), see "
                             f"{out_dir / LOG_NAME}:\n{_log_tail(out_dir)}")
     _check_partition(out_dir / "intermediate_models", hw_path)
-    return read_estimate(hw_path.stem, out_dir / "report", clock_period_ns, target_fps)
+    est = read_estimate(hw_path.stem, out_dir / "report", clock_period_ns, target_fps)
+    est.folded_graph = out_dir / "intermediate_models" / PARTITION_MODEL
+    return est
 
 
 def _log_tail(out_dir: Path, lines: int = 25) -> str:

@@ -157,9 +157,20 @@ def export_activations(model, where: str) -> list[ExactActivation]:
     return out
 
 
-def _hw_threshold_layers(hw) -> list:
-    return [n for n in hw.graph.node
-            if n.op_type == "Thresholding" or (n.op_type == "MVAU" and len(n.input) > 2)]
+def _hw_threshold_layers(hw) -> list[tuple]:
+    """(threshold layer, the MVAU whose accumulator it thresholds or None) in graph order:
+    an MVAU with embedded thresholds is its own matrix layer; a standalone Thresholding
+    fed by an MVAU without activation (the RTL-ready graphs) thresholds that MVAU's
+    accumulator; any other Thresholding reads codes without a matrix layer."""
+    out = []
+    for n in hw.graph.node:
+        if n.op_type == "MVAU" and len(n.input) > 2:
+            out.append((n, n))
+        elif n.op_type == "Thresholding":
+            producer = hw.find_producer(n.input[0])
+            is_matrix = producer is not None and producer.op_type == "MVAU" and len(producer.input) == 2
+            out.append((n, producer if is_matrix else None))
+    return out
 
 
 def _channel_signs(hw_weights: np.ndarray, export: np.ndarray, where: str) -> np.ndarray:
@@ -188,23 +199,24 @@ def _least_reaching(act: ExactActivation, channel: int, code: int, sign: int, st
     return h
 
 
-def _pair_layers(acts: list[ExactActivation], layers: list, hw, where: str) -> list[tuple]:
-    """(activation, HW layer) pairs: an MVAU with the activation whose weights it holds (up
-    to negated channels), a Thresholding with the weight-less activations in graph order."""
+def _pair_layers(acts: list[ExactActivation], layers: list[tuple], hw, where: str) -> list[tuple]:
+    """(activation, threshold layer, matrix layer or None) triples: a layer thresholding an
+    MVAU's accumulator with the activation whose weights that MVAU holds (up to negated
+    channels), a Thresholding of plain codes with the weight-less activations in graph order."""
     if len(acts) != len(layers):
         raise DataflowError(f"{where}: {len(layers)} HW layers with thresholds for {len(acts)} quantized "
                             "activations in the exported graph")
     plain = [a for a in acts if a.weights is None]
     matrix = [a for a in acts if a.weights is not None]
     pairs = []
-    for node in layers:
-        if node.op_type == "Thresholding":
+    for node, mvau in layers:
+        if mvau is None:
             if not plain:
                 raise DataflowError(f"{where}: node {node.name!r}: more Thresholding layers than activations "
                                     "without a matrix layer")
-            pairs.append((plain.pop(0), node))
+            pairs.append((plain.pop(0), node, None))
             continue
-        w = np.abs(np.asarray(hw.get_initializer(node.input[1]), np.int64))
+        w = np.abs(np.asarray(hw.get_initializer(mvau.input[1]), np.int64))
         shaped = [a for a in matrix if a.weights.shape == w.shape]
         if not shaped:
             raise DataflowError(f"{where}: node {node.name!r}: no matrix layer of the exported graph has weights "
@@ -213,7 +225,7 @@ def _pair_layers(acts: list[ExactActivation], layers: list, hw, where: str) -> l
         # that the weight check names the channel that differs
         best = max(shaped, key=lambda a: int(np.all(np.abs(a.weights) == w, axis=0).sum()))
         matrix.remove(best)
-        pairs.append((best, node))
+        pairs.append((best, node, mvau))
     return pairs
 
 
@@ -224,7 +236,7 @@ def exact_thresholds(qonnx, hw, where: str) -> tuple[object, list[dict]]:
     step), is a DataflowError naming it."""
     acts = export_activations(qonnx, where)
     corrections = []
-    for act, node in _pair_layers(acts, _hw_threshold_layers(hw), hw, where):
+    for act, node, mvau in _pair_layers(acts, _hw_threshold_layers(hw), hw, where):
         at = f"{where}: node {node.name!r} ({node.op_type}, from {act.quant})"
         t_name = node.input[2] if node.op_type == "MVAU" else node.input[1]
         thresholds = np.asarray(hw.get_initializer(t_name), np.float64)  # (C, levels)
@@ -234,15 +246,17 @@ def exact_thresholds(qonnx, hw, where: str) -> tuple[object, list[dict]]:
         act_val = int(node_attributes(node).get("ActVal", 0))
         if act_val != act.q_min:
             raise DataflowError(f"{at}: ActVal {act_val}, the activation's lowest code is {act.q_min}")
-        in_type = hw.get_tensor_datatype(node.input[0])
-        if node.op_type == "MVAU":
-            weights = np.asarray(hw.get_initializer(node.input[1]), np.int64)
-            signs = _channel_signs(weights, act.weights, at)
+        if mvau is not None:
+            in_type = hw.get_tensor_datatype(mvau.input[0])
+            weights = np.asarray(hw.get_initializer(mvau.input[1]), np.int64)
+            signs = _channel_signs(weights, act.weights, f"{where}: node {mvau.name!r} (MVAU, thresholded by "
+                                                         f"{node.name!r}, from {act.quant})")
             reach = np.abs(weights).sum(axis=0) * int(max(abs(in_type.min()), abs(in_type.max())))  # (MH,)
             lo_hi = [(-int(r), int(r)) for r in reach]
         else:
             if act.weights is not None:
                 raise DataflowError(f"{at}: a Thresholding layer for a matrix layer's activation")
+            in_type = hw.get_tensor_datatype(node.input[0])
             signs = np.ones(thresholds.shape[0], np.int64)
             lo_hi = [(int(in_type.min()), int(in_type.max()))] * thresholds.shape[0]
         exact = thresholds.copy()

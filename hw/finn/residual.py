@@ -29,7 +29,7 @@ import numpy as np
 from onnx import helper
 from qonnx.transformation.base import Transformation
 
-from hw.finn.convert import DataflowError, mark_input, node_attributes, quiet_known_warnings, tidy
+from hw.finn.convert import DataflowError, mark_input, node_attributes, prefer_rtl, quiet_known_warnings, tidy
 
 MAX_ROUNDS = 8
 FINN_LOGGER = "finn_logger"
@@ -164,7 +164,7 @@ def _joins_two_streams(model, node) -> bool:
 
 def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     """Streamlined residual graph -> FINN HW layers (the chain's, plus ElementwiseAdd,
-    DuplicateStreams, GlobalAccPool and FMPadding)."""
+    DuplicateStreams, GlobalAccPool and FMPadding), RTL-ready as `hw.finn.convert.convert_to_hw`."""
     from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
     from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import InferDuplicateStreamsLayer
     from finn.transformation.fpgadataflow.convert_to_hw.elementwise_binary_operation import \
@@ -183,12 +183,12 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     from qonnx.transformation.infer_shapes import InferShapes
 
     for t in (InferRequantLayer(bitwidth_threshold=requant_bitwidth_threshold),
-              InferQuantizedMatrixVectorActivation(), InferThresholdingLayer(), InferPool(), InferConvInpGen(),
+              InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferPool(), InferConvInpGen(),
               InferGlobalAccPoolLayer(), InferElementwiseBinaryOperation(_joins_two_streams),
               RemoveCNVtoFCFlatten(), AbsorbConsecutiveTransposes(), InferDuplicateStreamsLayer(),
               GiveUniqueNodeNames(), InferShapes(), InferDataTypes(), InferDataLayouts()):
         model = model.transform(t)
-    return mark_input(model, input_type)
+    return mark_input(prefer_rtl(model), input_type)
 
 
 def to_hw(model, input_type: str, where: str = "segment"):

@@ -1,0 +1,122 @@
+"""Small, named fixes to copies of finn-rtllib 1.6.1 sources that the open tools refuse
+(Verilator 5.48, yosys-slang); the logic is unchanged by each. The installed package is
+never edited: `patch_library_file` is applied when the segment generator copies a file.
+Each patch checks that the text it replaces is there, so a finn-plus update that changes
+the file fails loudly instead of silently skipping the fix."""
+from __future__ import annotations
+
+from typing import Callable
+
+from calib.errors import BtseeError
+
+PATCHES: dict[str, list[Callable[[str], str]]] = {}
+"""file name -> the patches applied to it, in order."""
+
+
+def patch_library_file(name: str, text: str) -> str:
+    """`text` of the library file `name` with its patches applied (unchanged if it has none);
+    a PatchError names the file when one no longer applies."""
+    for patch in PATCHES.get(name, []):
+        try:
+            text = patch(text)
+        except PatchError as e:
+            raise PatchError(f"finn-rtllib {name}: {e}") from e
+    return text
+
+
+class PatchError(BtseeError):
+    """A library file no longer holds the text a patch replaces (another finn-plus version)."""
+
+
+def _replace_once(text: str, old: str, new: str, patch: str) -> str:
+    if text.count(old) != 1:
+        raise PatchError(f"{patch}: the text it fixes occurs {text.count(old)} times (expected once); "
+                         "finn-rtllib changed, check the patch")
+    return text.replace(old, new)
+
+
+def add_multi_function_to_module_scope(text: str) -> str:
+    """add_multi.sv declares its constant function `init_leaf_loads` (and its typedef) inside
+    a generate block, which IEEE 1800 §13.4.3 does not allow; Verilator cannot evaluate it
+    as a constant ("can't determine constant for FUNCREF") and yosys-slang refuses it.
+    Moves both, unchanged, to module scope."""
+    start = text.find("\t\t// Compute the count of decendents")
+    end_marker = "endfunction : init_leaf_loads\n"
+    end = text.find(end_marker, max(start, 0))
+    if start < 0 or end < 0:
+        raise PatchError("add_multi_function_to_module_scope: init_leaf_loads not found where expected")
+    block = text[start:end + len(end_marker)]
+    text = text[:start] + text[end + len(end_marker):]
+    module_scope = "\n".join(line[1:] if line.startswith("\t") else line for line in block.splitlines()) + "\n"
+    anchor = "\tuwire [SUM_WIDTH-1:0]  sum0;\n"
+    return _replace_once(text, anchor, module_scope + "\n" + anchor, "add_multi_function_to_module_scope")
+
+
+PATCHES["add_multi.sv"] = [add_multi_function_to_module_scope]
+
+
+def mvu_output_queue_two_deeper(text: str) -> str:
+    """mvu_vvu_axi.sv sizes its output queue for CORE_PIPELINE_DEPTH = 3 + clog2(SIMD+1)
+    results in flight, but the core (mvu.sv) pipelines its results 3 + clog2(SIMD) + 1 deep,
+    one more whenever SIMD is not a power of two (SIMD = 9: 8, not 7); and the lock that stops
+    new input on backpressure is registered, so one more result enters in the cycle it is
+    set. When an MVU emits a result every cycle (MW == SIMD, as in our first convolution) and
+    its consumer lowers TREADY for several cycles, the queue overflows: the simulation stops
+    at the library's own assertion ("Overflowing output queue"), and with assertions off
+    results are lost (measured on backbone_0 under 30 % output stalls: 287,600 of 288,000
+    words). A functional fix, not a tool quirk: the queue must hold the one result queued
+    before the lock, the one taken while it is registered and the core's 3 + clog2(SIMD) + 1
+    in flight, which MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 2 covers for every SIMD (one more
+    entry was measured to overflow still). Cost: two SRL stages more per output bit."""
+    return _replace_once(text, "localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH;",
+                         "localparam int unsigned  MAX_IN_FLIGHT = CORE_PIPELINE_DEPTH + 2;  "
+                         "// btsee patch: see hw/rtl/patches.py",
+                         "mvu_output_queue_two_deeper")
+
+
+PATCHES["mvu_vvu_axi.sv"] = [mvu_output_queue_two_deeper]
+
+
+def vpc_default_nettype_outside_module(text: str) -> str:
+    """vpc.sv (the width converter's core) sets `default_nettype none` inside its module and
+    `default_nettype wire` before its end; yosys-slang refuses compiler directives inside a
+    design element ("directive is not allowed inside a design element"). Drops both: the
+    pair only makes the file stricter to compile, the logic is the same."""
+    text = _replace_once(text, ");\n`default_nettype none\n", ");\n", "vpc_default_nettype_outside_module")
+    return _replace_once(text, "`default_nettype wire\nendmodule : vpc", "endmodule : vpc",
+                         "vpc_default_nettype_outside_module")
+
+
+PATCHES["vpc.sv"] = [vpc_default_nettype_outside_module]
+
+
+def mvu_watchdog_for_simulation_only(text: str) -> str:
+    """mvu.sv's start-up watchdog waits `#100ns` in an initial block inside the design, a
+    simulation-only check that synthesis refuses ("unsynthesizable timing control"). Fences
+    it with `ifndef SYNTHESIS` (Yosys runs with SYNTHESIS defined; Verilator keeps it)."""
+    text = _replace_once(text, "\tif(1) begin : blkRecoveryWatch", "`ifndef SYNTHESIS  // btsee patch\n"
+                         "\tif(1) begin : blkRecoveryWatch", "mvu_watchdog_for_simulation_only")
+    return _replace_once(text, "\tend : blkRecoveryWatch\n", "\tend : blkRecoveryWatch\n`endif\n",
+                         "mvu_watchdog_for_simulation_only")
+
+
+PATCHES["mvu.sv"] = [mvu_watchdog_for_simulation_only]
+
+
+def thresholding_scope_by_generate(text: str) -> str:
+    """thresholding.sv computes `Scope` with `(SCOPE_REDUCE == 0)? 1 : p.ptr[M-1:SN+1] < ...`:
+    at stage 0 the branch not taken holds a reversed part-select (ptr[M-1:M]), which
+    yosys-slang rejects as an unsynthesizable feature. Makes the same choice with a
+    generate-if, so that only the branch taken is elaborated."""
+    old = "Scope <= (SCOPE_REDUCE == 0)? 1 : p.ptr[M-1:SN+1] < 2**stage - SCOPE_REDUCE;"
+    text = _replace_once(text, old, "Scope <= scope_in;", "thresholding_scope_by_generate")
+    anchor = "\t\t\tlogic  Scope = 'x;\t// Comparison in scope of specified threshold count\n"
+    scope = ("\t\t\tuwire  scope_in;  // btsee patch: see hw/rtl/patches.py\n"
+             "\t\t\tif(SCOPE_REDUCE == 0) begin : genScopeAll\n\t\t\t\tassign  scope_in = 1;\n"
+             "\t\t\tend : genScopeAll\n\t\t\telse begin : genScopeCmp\n"
+             "\t\t\t\tassign  scope_in = p.ptr[M-1:SN+1] < 2**stage - SCOPE_REDUCE;\n"
+             "\t\t\tend : genScopeCmp\n")
+    return _replace_once(text, anchor, anchor + scope, "thresholding_scope_by_generate")
+
+
+PATCHES["thresholding.sv"] = [thresholding_scope_by_generate]

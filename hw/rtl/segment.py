@@ -1,0 +1,345 @@
+"""The RTL of one segment: FINN's generated HDL for every layer, our max pool for FINN's
+HLS-only Pool, and a generated top level that stitches them as Vivado IP Integrator would.
+
+`generate_segment(folded_graph, out_dir, part, clock_ns)`:
+
+1. reads the segment's folded, specialized dataflow partition (the `dataflow` step's
+   `*.folded.onnx`: every layer RTL but Pool), inserts FINN's width converters where a
+   layer's output word is not its consumer's input word, and specializes them to RTL;
+2. has finn-plus generate each RTL layer's HDL (`PrepareIP`, no Vivado) and copies it, the
+   finn-rtllib sources it uses and its memory files into out_dir/src, the library copies
+   fixed by the named patches of `hw.rtl.patches` (the installed package is never edited);
+3. writes out_dir/src/<top>.sv: the layers chained by AXI-Stream, each MVAU's weight
+   stream (`memstream`, FINN's internal_decoupled mode) wired to it, and ports of FINN's
+   names (ap_clk, ap_rst_n, in0_V_*, out0_V_*).
+
+It returns a `SegmentRtl` with the sources in compile order and the stream formats of the
+two ends, which the simulation packs and unpacks. A layer without RTL here is a
+SegmentRtlError naming the graph and node.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hw.finn.convert import DataflowError
+from hw.rtl.patches import patch_library_file
+
+MAXPOOL_SOURCE = Path(__file__).parent / "maxpool" / "maxpool.sv"
+DSP_STUBS = Path(__file__).parent / "xilinx_primitives.sv"
+"""Black-box declarations of the Xilinx primitives finn-rtllib instantiates (synthesis only)."""
+PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+|logic\s+)?(\[[^\]]*\]\s*)?(\w+)\s*,?", re.M)
+
+
+class SegmentRtlError(DataflowError):
+    """A segment graph the RTL generator cannot turn into HDL; names the file and node."""
+
+
+@dataclass
+class StreamFormat:
+    """One end of the segment: values per word, bits per value, signedness, word width."""
+
+    elems: int
+    bits: int
+    signed: bool
+    width: int
+    tensor: str
+    """The graph tensor the stream carries (golden simulator name)."""
+    words_per_frame: int
+
+
+@dataclass
+class SegmentRtl:
+    """A generated segment: `top` module in out_dir/src, `sources` in compile order (ours and
+    FINN's), `data_files` the memory images the simulation reads from its working folder."""
+
+    name: str
+    top: str
+    out_dir: Path
+    sources: list[str]
+    data_files: list[str]
+    input: StreamFormat
+    output: StreamFormat
+    layers: list[dict] = field(default_factory=list)
+    """Per layer: node name, op type, the module instantiated, PE/SIMD."""
+
+    def paths(self) -> list[Path]:
+        return [self.out_dir / "src" / s for s in self.sources]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        return d
+
+    @classmethod
+    def load(cls, out_dir: Path) -> SegmentRtl:
+        """The SegmentRtl that `generate_segment` wrote into out_dir (segment.json); a
+        missing or damaged record is an ArtifactError naming it."""
+        from typing import Any
+
+        from calib.errors import ArtifactError
+        from calib.schema import read_json_file
+
+        path = Path(out_dir) / "segment.json"
+        fmt = {"elems": int, "bits": int, "signed": bool, "width": int, "tensor": str, "words_per_frame": int}
+        d = read_json_file(path, {"name": str, "top": str, "sources": [str], "data_files": [str],
+                                  "input": fmt, "output": fmt, "layers": [{str: Any}]})
+        missing = [f for f in d["sources"] + d["data_files"] if not (Path(out_dir) / "src" / f).is_file()]
+        if missing:
+            raise ArtifactError(f"{Path(out_dir) / 'src'}: {missing[0]} missing (listed in {path})")
+        return cls(d["name"], d["top"], Path(out_dir).absolute(), d["sources"], d["data_files"],
+                   StreamFormat(**d["input"]), StreamFormat(**d["output"]), d["layers"])
+
+
+def not_covered(folded: Path) -> str | None:
+    """Why the generator cannot stitch this folded graph (a fork or join, or a layer with
+    neither an RTL variant nor a block of ours), or None when it can."""
+    import onnx
+
+    nodes = list(onnx.load(str(folded)).graph.node)
+    for a, b in zip(nodes, nodes[1:]):
+        if len(a.output) != 1 or b.input[0] != a.output[0]:
+            return (f"node {b.name!r} ({b.op_type}) does not read the previous layer's output: only chains "
+                    "are stitched (forks and residual adds have no RTL here yet)")
+    for n in nodes:
+        if not n.op_type.endswith("_rtl") and n.op_type != "Pool_hls":
+            return f"node {n.name!r} ({n.op_type}) has no RTL variant and no block of ours"
+    return None
+
+
+def stream_ends(folded: Path) -> tuple[str, str]:
+    """(input, output) tensor names of a folded graph: where its RTL's streams begin and end."""
+    import onnx
+
+    graph = onnx.load(str(folded)).graph
+    return graph.input[0].name, graph.output[0].name
+
+
+def _prepare(folded: Path, build_dir: Path, part: str, clock_ns: float):
+    """The folded graph with width converters, specialized, HDL generated under build_dir."""
+    from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
+    from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.general import GiveUniqueNodeNames
+
+    from hw.finn.builder import finn_builder
+
+    model = ModelWrapper(str(folded))
+    with finn_builder(build_dir):
+        model = model.transform(InsertDWC()).transform(SpecializeLayers(part)).transform(GiveUniqueNodeNames())
+        model = model.transform(PrepareIP(part, clock_ns))
+        files = {n.name: _layer_files(model, n, str(folded)) for n in model.graph.node}
+    return model, files
+
+
+def _layer_files(model, node, where: str) -> dict:
+    """{'hdl': [paths], 'data': [paths], 'memstream': path or None} of one layer."""
+    from finn.util.settings import get_settings
+    from qonnx.custom_op.registry import getCustomOp
+
+    op = getCustomOp(node)
+    if node.op_type == "Pool_hls":
+        return {"hdl": [], "data": [], "memstream": None}
+    if not node.op_type.endswith("_rtl"):
+        raise SegmentRtlError(f"{where}: node {node.name!r} ({node.op_type}) has no RTL implementation in "
+                              "this flow (only FINN's RTL layers and MaxPool are)")
+    gen = Path(op.get_nodeattr("code_gen_dir_ipgen"))
+    hdl = [Path(p) for p in op.get_rtl_file_list(abspath=True)]
+    data = sorted(p for p in gen.iterdir() if p.suffix == ".dat")
+    memstream = None
+    if node.op_type == "MVAU_rtl":
+        if op.get_nodeattr("mem_mode") != "internal_decoupled":
+            raise SegmentRtlError(f"{where}: node {node.name!r}: mem_mode {op.get_nodeattr('mem_mode')!r}; the "
+                                  "generator wires internal_decoupled weight streams only")
+        lib = Path(get_settings().finn_rtllib)
+        memstream = next(gen.glob("*_memstream_wrapper.v"))
+        hdl += [memstream, lib / "axi/hdl/axilite.sv", lib / "memstream/hdl/memstream_axi.sv",
+                lib / "memstream/hdl/memstream.sv"]
+    return {"hdl": hdl, "data": data, "memstream": memstream}
+
+
+def _ports(path: Path, module: str) -> list[tuple[str, str]]:
+    """(direction, name) of the ports of `module` declared in `path` (ANSI style headers)."""
+    text = path.read_text()
+    start = text.find(f"module {module}")
+    if start < 0:
+        raise SegmentRtlError(f"{path}: no module {module}")
+    first = PORT.search(text, start)
+    if first is None:
+        raise SegmentRtlError(f"{path}: module {module} declares no ports")
+    header = text[first.start():text.index(");", first.start())]
+    return [(m.group(1), m.group(3)) for m in PORT.finditer(header)]
+
+
+def _stream_format(node, tensor: str, is_input: bool) -> StreamFormat:
+    """The word format of a layer's input (or output) stream, from FINN's folded shapes."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    op = getCustomOp(node)
+    dt = op.get_input_datatype() if is_input else op.get_output_datatype()
+    folded = op.get_folded_input_shape() if is_input else op.get_folded_output_shape()
+    width = op.get_instream_width_padded() if is_input else op.get_outstream_width_padded()
+    words = 1
+    for d in folded[:-1]:
+        words *= int(d)
+    return StreamFormat(int(folded[-1]), dt.bitwidth(), dt.signed(), width, tensor, words)
+
+
+def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns: float) -> SegmentRtl:
+    """Writes out_dir/src (sources, memory files, the top level) for the segment `name`
+    from its folded graph; returns its SegmentRtl (also written as out_dir/segment.json)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    out_dir = Path(out_dir).absolute()
+    src = out_dir / "src"
+    for old in (src, out_dir / "finn_tmp"):
+        if old.exists():
+            shutil.rmtree(old)
+    src.mkdir(parents=True)
+    model, files = _prepare(folded, out_dir / "finn_tmp", part, clock_ns)
+    nodes = list(model.graph.node)
+    for a, b in zip(nodes, nodes[1:]):
+        if b.input[0] != a.output[0]:
+            raise SegmentRtlError(f"{folded}: node {b.name!r} does not read {a.name!r}'s output: only "
+                                  "chains are stitched (forks and joins have no RTL here yet)")
+    copied: dict[str, Path] = {}
+    data_files: list[str] = []
+
+    def copy(path: Path) -> None:
+        """A source into src (once; library files patched); two different files of one name
+        are an error."""
+        if path.name in copied:
+            if copied[path.name].read_bytes() != path.read_bytes():
+                raise SegmentRtlError(f"{folded}: two different sources named {path.name}")
+            return
+        copied[path.name] = path
+        (src / path.name).write_text(patch_library_file(path.name, path.read_text()))
+
+    body, layers = [], []
+    first, last = nodes[0], nodes[-1]
+    top = f"segment_{name}"
+    for k, node in enumerate(nodes):
+        op = getCustomOp(node)
+        in_w, out_w = op.get_instream_width_padded(), op.get_outstream_width_padded()
+        s_in, s_out = f"s{k}", f"s{k + 1}"
+        if k == 0:
+            body.append(f"  wire [{in_w - 1}:0] s0_tdata; wire s0_tvalid, s0_tready;")
+            body.append("  assign s0_tdata = in0_V_TDATA; assign s0_tvalid = in0_V_TVALID; "
+                        "assign in0_V_TREADY = s0_tready;")
+        body.append(f"  wire [{out_w - 1}:0] {s_out}_tdata; wire {s_out}_tvalid, {s_out}_tready;")
+        attrs = {a: op.get_nodeattr(a) for a in ("PE", "SIMD") if a in op.get_nodeattr_types()}
+        if node.op_type == "Pool_hls":
+            body.append(_maxpool_instance(model, node, s_in, s_out, str(folded)))
+            module = "btsee_maxpool"
+            copy(MAXPOOL_SOURCE)
+        else:
+            f = files[node.name]
+            for p in f["hdl"]:
+                copy(p)
+            for p in f["data"]:
+                dest = src / f"{node.name}__{p.name}" if p.name == "memblock.dat" else src / p.name
+                shutil.copyfile(p, dest)
+                data_files.append(dest.name)
+            module = node.name
+            wrapper = next(p for p in f["hdl"] if _declares(p, module))
+            if f["memstream"] is not None:
+                init = f"{node.name}__memblock.dat"
+                ms = src / f["memstream"].name
+                ms.write_text(re.sub(r'parameter\s+INIT_FILE\s*=\s*"[^"]*"', f'parameter  INIT_FILE = "{init}"',
+                                     ms.read_text()))
+                body.append(_memstream_instance(ms, node.name))
+            body.append(_layer_instance(wrapper, module, node.name, s_in, s_out,
+                                        weights=f["memstream"] is not None))
+        layers.append({"node": node.name, "op": node.op_type, "module": module, **attrs})
+    n = len(nodes)
+    body.append(f"  assign out0_V_TDATA = s{n}_tdata; assign out0_V_TVALID = s{n}_tvalid; "
+                f"assign s{n}_tready = out0_V_TREADY;")
+    fmt_in = _stream_format(first, first.input[0], True)
+    fmt_out = _stream_format(last, last.output[0], False)
+    header = (f"// Generated by hw/rtl/segment.py from {folded.name}: segment {name} as one AXI-Stream\n"
+              f"// design, {n} layers: " + ", ".join(f"{l['node']}" for l in layers) + ".\n"
+              f"module {top} (\n  input ap_clk, input ap_rst_n,\n"
+              f"  input [{fmt_in.width - 1}:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,\n"
+              f"  output [{fmt_out.width - 1}:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY\n);\n")
+    (src / f"{top}.sv").write_text(header + "\n".join(body) + "\nendmodule\n")
+    sources = sorted(copied, key=lambda s: (not s.endswith("_pkg.sv"), s)) + [f"{top}.sv"]
+    rtl = SegmentRtl(name, top, out_dir, sources, data_files, fmt_in, fmt_out, layers)
+    (out_dir / "segment.json").write_text(json.dumps(rtl.to_dict(), indent=1))
+    return rtl
+
+
+def _declares(path: Path, module: str) -> bool:
+    return re.search(rf"^\s*module\s+{re.escape(module)}\b", path.read_text(), re.M) is not None
+
+
+def _memstream_instance(memstream: Path, node: str) -> str:
+    """The weight memory stream of an MVU: FINN's memstream wrapper, AXI-Lite tied off."""
+    m = re.search(r"parameter\s+WIDTH\s*=\s*(\d+)", memstream.read_text())
+    if m is None:
+        raise SegmentRtlError(f"{memstream}: no WIDTH parameter")
+    width = (int(m.group(1)) + 7) // 8 * 8
+    module = memstream.stem
+    return (f"  // {node}'s weights, streamed from its memory image (FINN's internal_decoupled mode)\n"
+            f"  wire {node}_w_tvalid, {node}_w_tready;\n"
+            f"  wire [{width - 1}:0] {node}_w_tdata;\n"
+            f"  {module} {node}_wstrm (\n"
+            f"    .ap_clk(ap_clk), .ap_clk2x(ap_clk), .ap_rst_n(ap_rst_n),\n"
+            "    .s_axilite_AWVALID(1'b0), .s_axilite_AWPROT(3'b0), .s_axilite_AWADDR('0),\n"
+            "    .s_axilite_WVALID(1'b0), .s_axilite_WDATA(32'b0), .s_axilite_WSTRB(4'b0), .s_axilite_BREADY(1'b0),\n"
+            "    .s_axilite_ARVALID(1'b0), .s_axilite_ARPROT(3'b0), .s_axilite_ARADDR('0), .s_axilite_RREADY(1'b0),\n"
+            "    .s_axilite_AWREADY(), .s_axilite_WREADY(), .s_axilite_BVALID(), .s_axilite_BRESP(),\n"
+            "    .s_axilite_ARREADY(), .s_axilite_RVALID(), .s_axilite_RRESP(), .s_axilite_RDATA(),\n"
+            "    .s_axis_0_tvalid(1'b0), .s_axis_0_tdata('0), .s_axis_0_tready(),\n"
+            f"    .m_axis_0_tready({node}_w_tready), .m_axis_0_tvalid({node}_w_tvalid), "
+            f".m_axis_0_tdata({node}_w_tdata));\n")
+
+
+def _layer_instance(wrapper: Path, module: str, node: str, s_in: str, s_out: str, weights: bool) -> str:
+    """The instance of a FINN wrapper: clocks and reset, in0_V from s_in, out0_V to s_out,
+    in1_V from the weight stream when `weights`, other inputs tied to 0."""
+    conns = []
+    for direction, port in _ports(wrapper, module):
+        if port in ("ap_clk", "ap_clk2x"):
+            conns.append(f".{port}(ap_clk)")
+        elif port == "ap_rst_n":
+            conns.append(".ap_rst_n(ap_rst_n)")
+        elif port.startswith(("in0_V_", "out0_V_")):
+            sig = s_in if port.startswith("in0_V_") else s_out
+            conns.append(f".{port}({sig}_{port.split('_')[-1].lower()})")
+        elif weights and port.startswith("in1_V_"):
+            conns.append(f".{port}({node}_w_{port.split('_')[-1].lower()})")
+        elif direction == "input":
+            conns.append(f".{port}('0)")
+        else:
+            conns.append(f".{port}()")
+    return f"  {module} {node}_i (\n    " + ",\n    ".join(conns) + ");"
+
+
+def _maxpool_instance(model, node, s_in: str, s_out: str, where: str) -> str:
+    """Our max pool for a FINN Pool (MaxPool) fed by a depthwise window generator."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    op = getCustomOp(node)
+    if op.get_nodeattr("Function") != "MaxPool":
+        raise SegmentRtlError(f"{where}: node {node.name!r}: Pool function {op.get_nodeattr('Function')!r} "
+                              "has no RTL here (MaxPool only)")
+    producer = model.find_producer(node.input[0])
+    while producer is not None and producer.op_type.startswith("StreamingFIFO"):  # FIFOs keep the word order
+        producer = model.find_producer(producer.input[0])
+    if producer is None or not producer.op_type.startswith("ConvolutionInputGenerator") \
+            or getCustomOp(producer).get_nodeattr("depthwise") != 1:
+        raise SegmentRtlError(f"{where}: node {node.name!r}: the max pool reads a depthwise window "
+                              "generator's stream, and this Pool is fed otherwise")
+    dt = op.get_input_datatype()
+    kernel = 1
+    for k in op.get_nodeattr("KernelSize"):
+        kernel *= int(k)
+    return (f"  btsee_maxpool #(.PE({op.get_nodeattr('PE')}), .BITS({dt.bitwidth()}), .KERNEL({kernel}), "
+            f".SIGNED({int(dt.signed())})) {node.name}_i (\n"
+            f"    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),\n"
+            f"    .in0_V_TDATA({s_in}_tdata), .in0_V_TVALID({s_in}_tvalid), .in0_V_TREADY({s_in}_tready),\n"
+            f"    .out0_V_TDATA({s_out}_tdata), .out0_V_TVALID({s_out}_tvalid), .out0_V_TREADY({s_out}_tready));")
