@@ -104,7 +104,7 @@ def resources_by_segment(per_segment: dict[str, dict], board_lut: int | None, pa
     colors = ["tab:blue" if n.startswith("backbone") else "tab:orange" for n in names]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
     a.bar(names, lut, color=colors)
-    a.set_ylabel("LUT (estimate, lower bound)")
+    a.set_ylabel("LUT (FINN estimate)")
     title = f"total {sum(lut):,.0f} LUT" + (f" of {board_lut:,}" if board_lut else "")
     a.set_title(title, fontsize=9)
     b.bar(names, cycles, color=colors)

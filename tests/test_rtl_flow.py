@@ -53,7 +53,8 @@ def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):
     golden["out"] = golden["out"].copy()
     golden["out"][2].reshape(-1)[0] += 1
     rtl = SegmentRtl.load(tiny_run / "rtl" / "head_0")
-    result = _simulate_segment(rtl, tiny_run / "rtl" / "head_0", golden)  # compiled before: reused
+    result = _simulate_segment(rtl, tiny_run / "rtl" / "head_0", golden,
+                               head["estimate"]["cycles_per_frame"])  # compiled before: reused
     assert not result["compiled"]
     assert result["stalled"]["first_mismatched"] == [2]
     assert result["free_running"]["first_mismatched"] == [2]

