@@ -272,9 +272,12 @@ def step_synth(ctx: Context) -> Context:
         per_segment[name]["cycles_per_frame"] = {"rtl": seg["free_running"]["cycles_per_frame"],
                                                  "finn_estimate": seg["finn_cycles_per_frame"]}
     synthesized_resources(per_segment, lut_budget, ctx.out / "synth/resources.png")
+    not_covered = sorted(rtl_doc.get("not_covered", {}))
+    if not_covered:
+        ctx.log(f"  the totals leave out the segments the rtl step did not cover: {', '.join(not_covered)}")
     update_report(ctx.out, {"resources": dict(totals, source=source, board=board.name, part=board.part,
                                               board_resources=board.resources, finn_estimate=finn_totals,
-                                              per_segment=per_segment),
+                                              per_segment=per_segment, not_covered=not_covered),
                             "plots": {"resources": "synth/resources.png"}})
     return ctx
 

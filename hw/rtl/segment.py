@@ -1,7 +1,7 @@
 """The RTL of one segment: FINN's generated HDL for every layer, our max pool for FINN's
 HLS-only Pool, and a generated top level that stitches them as Vivado IP Integrator would.
 
-`generate_segment(folded_graph, out_dir, part, clock_ns)`:
+`generate_segment(name, folded_graph, out_dir, part, clock_ns)`:
 
 1. reads the segment's folded, specialized dataflow partition (the `dataflow` step's
    `*.folded.onnx`: every layer RTL but Pool), inserts FINN's width converters where a
