@@ -1,4 +1,4 @@
-"""Yosys synthesis of a generated segment for Xilinx 7-series (`synth_xilinx -family xc7`),
+"""Yosys synthesis of a generated segment or a block for Xilinx 7-series (`synth_xilinx -family xc7`),
 and the resources read from its cell counts. Synthesis only: no place and route, no
 timing; BRAM is inferred by Yosys from the weight memories.
 
