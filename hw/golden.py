@@ -447,11 +447,18 @@ class GoldenCascade:
 def load_cascade(run: Path, manifest: dict, thresholds: list[list[int | None]], score: str) -> GoldenCascade:
     """The cascade from the `dataflow` step's manifest (HW graph per segment, paths
     relative to the run folder `run`), as read and checked by `btsee.run_folder.read_manifest`."""
+    progs = load_programs(run, manifest)
+    kinds = {seg["name"]: seg["kind"] for seg in manifest["segments"]}
+    backbone = [p for name, p in progs.items() if kinds[name] == "backbone"]
+    heads = [p for name, p in progs.items() if kinds[name] == "head"]
+    return GoldenCascade(backbone, heads, thresholds, score)
+
+
+def load_programs(run: Path, manifest: dict) -> dict[str, SegmentProgram]:
+    """{segment name: its compiled HW graph} in manifest order, from the `dataflow` step's
+    manifest (paths relative to the run folder `run`)."""
     progs = {}
     for seg in manifest["segments"]:
         path = Path(run) / seg["hw_file"]
-        model = load_hw(path, seg.get("input_type"))
-        progs[seg["name"]] = (seg["kind"], compile_segment(model, seg["name"], str(path)))
-    backbone = [p for kind, p in progs.values() if kind == "backbone"]
-    heads = [p for kind, p in progs.values() if kind == "head"]
-    return GoldenCascade(backbone, heads, thresholds, score)
+        progs[seg["name"]] = compile_segment(load_hw(path, seg.get("input_type")), seg["name"], str(path))
+    return progs

@@ -54,22 +54,23 @@ def _selected(manifest: dict, names: list[str] | None, where: str) -> list[dict]
 def _golden_streams(ctx: Context, manifest: dict, segments: list[dict], n: int) -> dict[str, dict]:
     """Per segment: the golden simulator's integer values at the two ends of its RTL
     (the folded graph's input and output tensors) on the first n test images."""
-    from hw.finn.convert import load_hw
-    from hw.golden import compile_segment
+    from hw.golden import load_programs
     from hw.rtl.segment import stream_ends
 
-    pixels = load_splits(ctx).test.images[:n]
-    programs = {s["name"]: compile_segment(load_hw(ctx.out / s["hw_file"], s["input_type"]), s["name"],
-                                           str(ctx.out / s["hw_file"])) for s in manifest["segments"]}
-    outputs: dict[str, np.ndarray] = {"input": pixels}
-    for s in manifest["segments"]:  # backbone before its head, in manifest order
-        if s["kind"] == "backbone":
-            outputs[s["name"]] = programs[s["name"]].run(outputs[s["source"]])
+    programs = load_programs(ctx.out, manifest)
+    ends = {s["name"]: stream_ends(ctx.out / s["folded_file"]) for s in segments}
+    outputs: dict[str, np.ndarray] = {"input": load_splits(ctx).test.images[:n]}
     streams = {}
-    for s in segments:
-        first, last = stream_ends(ctx.out / s["folded_file"])
-        values = programs[s["name"]].tensors(outputs[s["source"]], (first, last))
-        streams[s["name"]] = {"in": values[first], "out": values[last]}
+    for s in manifest["segments"]:  # backbone before its head, in manifest order: one pass each
+        name, prog = s["name"], programs[s["name"]]
+        wanted = (*ends.get(name, ()), *((prog.output_name,) if s["kind"] == "backbone" else ()))
+        if not wanted:
+            continue
+        values = prog.tensors(outputs[s["source"]], tuple(dict.fromkeys(wanted)))
+        if s["kind"] == "backbone":
+            outputs[name] = values[prog.output_name]
+        if name in ends:
+            streams[name] = {"in": values[ends[name][0]], "out": values[ends[name][1]]}
     return streams
 
 
@@ -229,7 +230,7 @@ def read_rtl(ctx: Context) -> tuple[dict, dict]:
 
 def step_synth(ctx: Context) -> Context:
     """Each segment of the `rtl` step synthesized by Yosys for xc7; resources from synthesis."""
-    from hw.rtl.synth import RESOURCE_KEYS, synthesize
+    from hw.rtl.synth import RESOURCE_KEYS
     from hw.rtl.tools import yosys_version
 
     h = ctx.config.hardware
@@ -238,7 +239,7 @@ def step_synth(ctx: Context) -> Context:
     results = {}
     with ThreadPoolExecutor(WORKERS) as pool, \
             tqdm(total=len(rtls), desc="synth", unit="segment", disable=None, leave=False) as bar:
-        futures = {name: pool.submit(_timed_synthesis, synthesize, rtl, ctx.out / "synth" / name)
+        futures = {name: pool.submit(_timed_synthesis, rtl, ctx.out / "synth" / name)
                    for name, rtl in rtls.items()}
         for name, fut in futures.items():
             results[name] = fut.result()
@@ -282,7 +283,10 @@ def step_synth(ctx: Context) -> Context:
     return ctx
 
 
-def _timed_synthesis(synthesize, rtl, folder: Path) -> dict:
+def _timed_synthesis(rtl, folder: Path) -> dict:
+    """`hw.rtl.synth.synthesize` with its wall time in seconds."""
+    from hw.rtl.synth import synthesize
+
     t = time.time()
     r = synthesize(rtl, folder)
     return dict(r, seconds=round(time.time() - t, 1))
