@@ -10,6 +10,7 @@ parameters (weights, thresholds, window sizes) from the graph:
                                accumulator when noActivation = 1)
     Pool (MaxPool)             max over the window (fused with the window generator
                                into one reshape-max when the windows do not overlap)
+    ColumnMax                  max over the rows (or the whole map): a head's pooling
     FMPadding                  zeros around the image (a padded convolution)
     DuplicateStreams           the stream on each output (a ResNet block's fork)
     ElementwiseAdd             the sum of two streams (its residual add)
@@ -42,6 +43,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from calib.cascade import FirstExit
 from calib.rules import decide, predicted_class
 from hw.finn.convert import HW_DOMAIN, DataflowError, load_hw, node_attributes, output_scale_node
+from hw.rtl.column_max.model import column_max
 from hw.rtl.maxpool.model import window_max
 
 FLOAT32_EXACT = 2 ** 24
@@ -182,6 +184,15 @@ def _window_max(window_node, pool_node) -> Callable[[np.ndarray], np.ndarray] | 
     return run
 
 
+def _column_max(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Our ColumnMax layer (hw.finn.column_max_op): the RTL block's model."""
+    whole_map = bool(node_attributes(node).get("WholeMap", 0))
+
+    def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, 1, W, C) or (N, 1, 1, C)
+        return column_max(x, whole_map)
+    return run
+
+
 def _fm_padding(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
     """FINN's FMPadding: zeros around the NHWC image, Padding = [top, left, bottom, right]."""
     a = node_attributes(node)
@@ -290,6 +301,7 @@ _SINGLE_INPUT_LAYERS = {
     "MVAU": lambda model, node, at: _mvau(model, node, at),
     "ConvolutionInputGenerator": lambda model, node, at: _conv_input_generator(node, at),
     "Pool": lambda model, node, at: _pool(node, at),
+    "ColumnMax": lambda model, node, at: _column_max(node, at),
     "FMPadding": lambda model, node, at: _fm_padding(node, at),
     "GlobalAccPool": lambda model, node, at: _global_acc_pool(node, at),
     "DuplicateStreams": lambda model, node, at: _duplicate_streams(node, at),

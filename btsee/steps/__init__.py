@@ -62,7 +62,7 @@ STEPS: list[Step] = [
          cannot_run=_hardware_cannot_run, version=2),  # 2: the manifest pins each graph's SHA-256
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=3),  # 3: RTL-ready graphs
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=4),  # 4: ColumnMax in the heads
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,

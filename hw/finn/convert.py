@@ -87,6 +87,9 @@ def load_hw(path: Path, input_type: str | None = None):
     """Opens a HW-layer graph written by the `dataflow` step; a missing or unreadable file,
     or one with compute left in software, is a DataflowError naming the file (and node).
     `input_type`, when given, is checked against the graph input's annotation."""
+    from hw.finn.column_max_op import register
+
+    register()  # our HW layer, before anything looks its op up
     model = _open_segment_graph(path, onnx_check=False)
     check_hw_only(model, str(path))
     _check_input_type(model, path, input_type)
@@ -175,6 +178,7 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     thresholds has no RTL variant; every HW layer prefers its RTL implementation."""
     from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
     from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
+    from hw.finn.column_max_op import infer_column_max
     from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import \
         InferQuantizedMatrixVectorActivation
     from finn.transformation.fpgadataflow.convert_to_hw.requant import InferRequantLayer
@@ -187,7 +191,7 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     from qonnx.transformation.infer_shapes import InferShapes
 
     for t in (InferRequantLayer(bitwidth_threshold=requant_bitwidth_threshold),
-              InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferPool(),
+              InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), infer_column_max(), InferPool(),
               InferConvInpGen(), RemoveCNVtoFCFlatten(), AbsorbConsecutiveTransposes(),
               GiveUniqueNodeNames(), InferShapes(), InferDataTypes(), InferDataLayouts()):
         model = model.transform(t)

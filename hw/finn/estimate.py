@@ -66,6 +66,7 @@ class SegmentEstimate:
 
 
 FIRST_STEP_AFTER_CONVERSION = "step_minimize_bit_width_initial"
+FOLDING_STEP = "step_target_fps_parallelization"
 
 
 def _estimate_steps(input_type: str) -> list[Callable]:
@@ -80,11 +81,37 @@ def _estimate_steps(input_type: str) -> list[Callable]:
         return mark_input(model, input_type)
 
     names = list(bc.estimate_only_dataflow_steps)
-    if FIRST_STEP_AFTER_CONVERSION not in names:
-        raise DataflowError(f"finn-plus's estimate-only steps {names} lack {FIRST_STEP_AFTER_CONVERSION}; "
-                            "this FINN version is not the one the flow was written for")
+    for needed in (FIRST_STEP_AFTER_CONVERSION, FOLDING_STEP):
+        if needed not in names:
+            raise DataflowError(f"finn-plus's estimate-only steps {names} lack {needed}; "
+                                "this FINN version is not the one the flow was written for")
     rest = names[names.index(FIRST_STEP_AFTER_CONVERSION):]
-    return [step_mark_input] + [build_dataflow_step_lookup[n] for n in rest]
+    finn_folding = build_dataflow_step_lookup[FOLDING_STEP]
+
+    def step_target_fps_parallelization(model, cfg):
+        """FINN's folding, our ColumnMax layers folded first (SetFolding skips them)."""
+        return finn_folding(fold_column_max(model, cfg._resolve_cycles_per_frame()), cfg)
+
+    return [step_mark_input] + [step_target_fps_parallelization if n == FOLDING_STEP
+                                else build_dataflow_step_lookup[n] for n in rest]
+
+
+def fold_column_max(model, target_cycles: int | None):
+    """Each ColumnMax layer's PE: the smallest divisor of its channels that meets
+    `target_cycles` per frame (the largest when none does); unchanged without a target."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    if target_cycles is None:
+        return model
+    for node in model.graph.node:
+        if node.op_type.startswith("ColumnMax"):
+            op = getCustomOp(node)
+            channels = op.get_nodeattr("NumChannels")
+            for pe in (d for d in range(1, channels + 1) if channels % d == 0):
+                op.set_nodeattr("PE", pe)
+                if op.get_exp_cycles() <= target_cycles:
+                    break
+    return model
 
 
 def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: str = "Pynq-Z2",

@@ -171,6 +171,7 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
         InferElementwiseBinaryOperation
     from finn.transformation.fpgadataflow.convert_to_hw.global_acc_pool import InferGlobalAccPoolLayer
     from finn.transformation.fpgadataflow.convert_to_hw.pool import InferPool
+    from hw.finn.column_max_op import infer_column_max
     from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import \
         InferQuantizedMatrixVectorActivation
     from finn.transformation.fpgadataflow.convert_to_hw.requant import InferRequantLayer
@@ -183,7 +184,7 @@ def convert_to_hw(model, input_type: str, requant_bitwidth_threshold: int = 9):
     from qonnx.transformation.infer_shapes import InferShapes
 
     for t in (InferRequantLayer(bitwidth_threshold=requant_bitwidth_threshold),
-              InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), InferPool(), InferConvInpGen(),
+              InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(), infer_column_max(), InferPool(), InferConvInpGen(),
               InferGlobalAccPoolLayer(), InferElementwiseBinaryOperation(_joins_two_streams),
               RemoveCNVtoFCFlatten(), AbsorbConsecutiveTransposes(), InferDuplicateStreamsLayer(),
               GiveUniqueNodeNames(), InferShapes(), InferDataTypes(), InferDataLayouts()):

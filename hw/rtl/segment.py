@@ -127,7 +127,9 @@ def _prepare(folded: Path, build_dir: Path, part: str, clock_ns: float):
     from qonnx.transformation.general import GiveUniqueNodeNames
 
     from hw.finn.builder import finn_builder
+    from hw.finn.column_max_op import register
 
+    register()
     model = ModelWrapper(str(folded))
     with finn_builder(build_dir):
         model = model.transform(InsertDWC()).transform(SpecializeLayers(part)).transform(GiveUniqueNodeNames())

@@ -47,3 +47,11 @@ def parameters(thresholds: list[int | None], logit_bits: int, kind: str) -> str:
     table = ", ".join(f"{sw}'sd{v}" if v >= 0 else f"-{sw}'sd{-v}" for v in values)
     return (f"#(.K({k}), .LOGIT_BITS({logit_bits}), .TOP_SCORE({int(kind == 'top')}), "
             f".ENABLED({k}'b{enabled}), .THRESHOLDS('{{{table}}}))")
+
+
+def pack_result(rows: np.ndarray, k: int, logit_bits: int) -> np.ndarray:
+    """(N, 3) rows (class, exits, score) -> (N,) output words of the unit (unpack_result's
+    inverse)."""
+    cw, sw = class_bits(k), logit_bits + 2
+    rows = np.asarray(rows, np.int64)
+    return rows[:, 0] | (rows[:, 1] << cw) | ((rows[:, 2] & ((1 << sw) - 1)) << (cw + 1))

@@ -1,6 +1,7 @@
 """Writes the block test's vectors: `python -m hw.rtl.exit_decision.vectors RUN_FOLDER`
 stores each head's integer test logits (first 1,200 images) and integer thresholds of a
-finished run in vectors.npz beside the block."""
+finished run, and the final classifier's integer logits on the same images, in vectors.npz
+beside the block."""
 from __future__ import annotations
 
 import sys
@@ -23,6 +24,7 @@ def write_vectors(run: Path, out: Path = VECTORS) -> None:
         arrays[f"head{i}_logits"] = logits[f"test_head{i}_int"][:IMAGES].astype(np.int16)
         arrays[f"head{i}_thresholds"] = np.array([0 if t is None else t for t in e["thresholds"]], np.int64)
         arrays[f"head{i}_enabled"] = np.array([t is not None for t in e["thresholds"]])
+    arrays["final_logits"] = logits["test_backbone_int"][:IMAGES].astype(np.int16)
     np.savez_compressed(out, **arrays)
 
 

@@ -1,0 +1,98 @@
+"""Block test of column_max.sv in Verilator against its Python model, on real head inputs
+of the default run (head_0's two poolings on 40 test images: 1,200 columns of 30 rows, and
+40 whole maps of 28 positions), with random stalls on both sides, a reset in the middle of a
+row, the full-rate cycle count, and its cost against FINN's tall window."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hw.rtl.column_max.model import VECTORS, column_max, geometry, row_stream, stream_column_max
+from hw.rtl.stream import simulate, stream_testbench, word_width
+from hw.rtl.tools import verilate
+
+SOURCE = Path(__file__).with_name("column_max.sv")
+BITS = 4
+CASES = {  # name: (vector, PE, whole map, signed)
+    "rows_pe1": ("rows", 1, False, False),  # head_0's row pooling as the default folds it
+    "rows_pe4": ("rows", 4, False, False),
+    "rows_pe16_signed": ("rows", 16, False, True),
+    "whole_map_pe1": ("columns", 1, True, False),  # the pooling over the convolution's columns
+    "whole_map_pe8_signed": ("columns", 8, True, True),
+}
+
+
+def _maps(vector: str, signed: bool) -> np.ndarray:
+    fmap = np.load(VECTORS)[vector].astype(np.int64)  # (N, H, W, C) codes 0..15
+    return fmap - 8 if signed else fmap
+
+
+def _dut(pe: int, rows: int, words: int, signed: bool) -> str:
+    return (f"btsee_column_max #(.PE({pe}), .BITS({BITS}), .ROWS({rows}), .WORDS({words}), "
+            f".SIGNED({int(signed)}))")
+
+
+def _binary(tmp_path: Path, pe: int, rows: int, words: int, signed: bool) -> Path:
+    width = word_width(pe, BITS)
+    tb = tmp_path / "tb.sv"
+    tb.write_text(stream_testbench(_dut(pe, rows, words, signed), width, width))
+    return verilate("stream_tb", [tb, SOURCE], tmp_path / "build")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_stream_model_is_the_golden_pooling(name):
+    """The block's word model, put back in NHWC, is the golden simulator's ColumnMax."""
+    vector, pe, whole, signed = CASES[name]
+    fmap = _maps(vector, signed)
+    n, h, w, c = fmap.shape
+    rows, words = geometry(h, w, c, pe, whole)
+    out = stream_column_max(row_stream(fmap, pe), rows, words).reshape(n, 1, 1 if whole else w, c)
+    assert np.array_equal(out, column_max(fmap, whole))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_column_max_block_with_stalls_and_reset(name, tmp_path):
+    vector, pe, whole, signed = CASES[name]
+    fmap = _maps(vector, signed)
+    _, h, w, c = fmap.shape
+    rows, words = geometry(h, w, c, pe, whole)
+    binary = _binary(tmp_path, pe, rows, words, signed)
+    stream = row_stream(fmap, pe)  # (n_in, PE)
+    expected = stream_column_max(stream, rows, words)  # (n_out, PE)
+    for seed, (in_stall, out_stall) in enumerate([(0, 0), (30, 45), (70, 10)], start=1):
+        run = simulate(binary, tmp_path / f"run{seed}", stream, BITS, len(expected), pe, BITS, signed,
+                       seed=seed, in_stall=in_stall, out_stall=out_stall,
+                       reset_at=rows * words * 2 + words // 2 + 1,  # the middle of a row of the third frame
+                       max_cycles=50 * len(stream))
+        assert np.array_equal(run.codes, expected), f"{name}, stalls {in_stall}/{out_stall}%"
+
+
+def test_full_rate_without_stalls(tmp_path):
+    """One input word per cycle when neither side stalls: ROWS x WORDS cycles a frame."""
+    fmap = _maps("rows", False)
+    _, h, w, c = fmap.shape
+    rows, words = geometry(h, w, c, 4, False)
+    binary = _binary(tmp_path, 4, rows, words, False)
+    stream = row_stream(fmap, 4)
+    run = simulate(binary, tmp_path / "run", stream, BITS, len(stream) // rows, 4, BITS, False,
+                   frame_words=words)
+    assert run.cycles_per_frame() == rows * words
+
+
+def test_block_synthesizes_small(tmp_path):
+    """Yosys for xc7, head_0's row pooling (30 rows of 480 words, PE 1): no DSP or block RAM,
+    the running maxima in distributed RAM, far below FINN's tall window for the same pooling
+    (about 1,200 LUT and 640 LUTRAM synthesized)."""
+    from hw.rtl.synth import synthesize_files
+
+    width = word_width(1, BITS)
+    wrapper = tmp_path / "block_top.sv"
+    wrapper.write_text(
+        f"module block_top(input ap_clk, input ap_rst_n, input [{width - 1}:0] in0_V_TDATA, input in0_V_TVALID,\n"
+        f"  output in0_V_TREADY, output [{width - 1}:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);\n"
+        f"  {_dut(1, 30, 480, False)} block (.*);\nendmodule\n")
+    r = synthesize_files("block_top", [SOURCE, wrapper], tmp_path / "synth")["resources"]
+    assert r["DSP"] == 0 and r["BRAM18"] == 0
+    assert 0 < r["LUT"] + r["LUTRAM"] < 200, r

@@ -1,0 +1,208 @@
+"""AXI-Stream simulation of a design with several input and output streams (the exit
+glue's blocks, the whole multi-exit design) in Verilator.
+
+`multi_stream_testbench(dut, inputs, outputs, monitors)` writes the SystemVerilog
+testbench `multi_stream_tb`: each input stream is read from its own hex file (one word per
+line, `hw.rtl.stream.pack_hex`) and offered with its own random stalls; each output stream
+lowers TREADY at random and is written to its own file; each monitor records the words
+that pass an internal stream of the DUT (`<prefix>_tdata/_tvalid/_tready`, a hierarchical
+name under the instance `dut`), so a whole design's inner streams (a head's logits) can be
+checked too. The simulation ends when every output has its expected number of words.
+With `reset_at` the DUT's reset is pulsed after that many words of the first input, every
+input replayed from its start and only what comes after the reset kept. Cycles are counted
+from reset's end; `start.txt` holds the cycle the first input word was taken and each
+output's `<name>.cycles` the cycle of each of its words.
+
+`simulate_streams` packs the codes, runs a `verilate`d testbench and unpacks the results.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hw.rtl.stream import RESET_CYCLES, pack_hex, unpack_hex, word_width
+from hw.rtl.tools import RtlToolError, run_tool
+
+TESTBENCH_TOP = "multi_stream_tb"
+
+
+@dataclass(frozen=True)
+class Port:
+    """One stream: the DUT's port prefix (`in0_V` -> in0_V_TDATA/TVALID/TREADY) and its
+    word format (values per word, bits per value, signedness)."""
+
+    name: str
+    elems: int
+    bits: int
+    signed: bool = False
+
+    @property
+    def width(self) -> int:
+        return word_width(self.elems, self.bits)
+
+
+def multi_stream_testbench(dut: str, inputs: list[Port], outputs: list[Port],
+                           monitors: dict[str, tuple[str, int]] | None = None) -> str:
+    """The testbench around module `dut` (module docstring). `monitors`: {file name:
+    (signal prefix inside the DUT, word width)}."""
+    monitors = monitors or {}
+    decl, conns, opens, closes, drive, collect, watch = [], [], [], [], [], [], []
+    for p in inputs:
+        n = p.name
+        decl.append(f"  logic [{p.width - 1}:0] {n}_data = '0, {n}_buf; logic {n}_valid = 1'b0, {n}_have = 1'b0, "
+                    f"{n}_eof = 1'b0; wire {n}_ready; int {n}_file, {n}_stall; bit {n}_next;")
+        conns.append(f".{n}_TDATA({n}_data), .{n}_TVALID({n}_valid), .{n}_TREADY({n}_ready)")
+        opens.append(f'    if (!$value$plusargs("{n}_stall=%d", {n}_stall)) {n}_stall = 0;\n'
+                     f'    {n}_file = $fopen("{n}.hex", "r");\n'
+                     f'    if ({n}_file == 0) $fatal(1, "multi_stream_tb: cannot read {n}.hex");')
+        drive.append(f"""        {n}_next = {n}_valid && !{n}_ready;
+        if (!{n}_next) begin
+          if (!{n}_have && !{n}_eof) begin
+            if ($fscanf({n}_file, "%h\\n", {n}_buf) == 1) {n}_have = 1; else {n}_eof = 1;
+          end
+          if ({n}_have && roll() >= {n}_stall) begin
+            {n}_data <= {n}_buf; {n}_next = 1; {n}_have = 0;
+          end
+        end
+        {n}_valid <= {n}_next;""")
+    for p in outputs:
+        n = p.name
+        decl.append(f"  wire [{p.width - 1}:0] {n}_data; wire {n}_valid; logic {n}_ready = 1'b0; "
+                    f"int {n}_file, {n}_cyc, {n}_stall; longint {n}_want, {n}_got;")
+        conns.append(f".{n}_TDATA({n}_data), .{n}_TVALID({n}_valid), .{n}_TREADY({n}_ready)")
+        opens.append(f'    if (!$value$plusargs("{n}_stall=%d", {n}_stall)) {n}_stall = 0;\n'
+                     f'    if (!$value$plusargs("{n}_words=%d", {n}_want)) $fatal(1, "multi_stream_tb: +{n}_words=N missing");')
+        collect.append(f"""        if ({n}_valid && {n}_ready) begin
+          $fwrite({n}_file, "%h\\n", {n}_data); $fwrite({n}_cyc, "%0d\\n", cycle); {n}_got = {n}_got + 1;
+        end
+        {n}_ready <= {n}_got < {n}_want && roll() >= {n}_stall;""")
+    for m, (prefix, _width) in monitors.items():
+        decl.append(f"  int {m}_mon;")
+        watch.append(f'      if (dut.{prefix}_tvalid && dut.{prefix}_tready) $fwrite({m}_mon, "%h\\n", dut.{prefix}_tdata);')
+    reopen = [f'    {p.name}_file = $fopen("{p.name}.hex", "w"); {p.name}_cyc = $fopen("{p.name}.cycles", "w"); '
+              f'{p.name}_got = 0;' for p in outputs]
+    reopen += [f'    {m}_mon = $fopen("{m}.hex", "w");' for m in monitors]
+    closes = [f"    $fclose({p.name}_file); $fclose({p.name}_cyc);" for p in outputs]
+    closes += [f"    $fclose({m}_mon);" for m in monitors]
+    rewind = [f"          $rewind({p.name}_file); {p.name}_have = 0; {p.name}_eof = 0; {p.name}_valid <= 1'b0;"
+              for p in inputs]
+    first = inputs[0].name
+    done = " && ".join(f"{p.name}_got == {p.name}_want" for p in outputs)
+    nl = "\n"
+    return f"""// Generated by hw/rtl/multistream.py: AXI-Stream testbench with random stalls around {dut.split()[0]}.
+`timescale 1ns/1ps
+module {TESTBENCH_TOP};
+  logic clk = 1'b0;
+  logic rst_n = 1'b0;
+  always #5 clk = ~clk;
+{nl.join(decl)}
+  int start_file, reset_hold;
+  longint reset_at, max_cycles, cycle, taken_first;
+  bit did_reset, started;
+  int unsigned rng;
+
+  {dut} dut (
+    .ap_clk(clk), .ap_rst_n(rst_n),
+    {(","+nl+"    ").join(conns)});
+
+  function automatic int unsigned roll();  // xorshift32, 0..99
+    rng ^= rng << 13; rng ^= rng >> 17; rng ^= rng << 5;
+    return rng % 100;
+  endfunction
+
+  task automatic open_outputs();
+{nl.join(reopen)}
+    start_file = $fopen("start.txt", "w");
+    started = 0; taken_first = 0;
+  endtask
+
+  task automatic close_outputs();
+{nl.join(closes)}
+    $fclose(start_file);
+  endtask
+
+  initial begin
+    if (!$value$plusargs("reset_at=%d", reset_at)) reset_at = 0;
+    if (!$value$plusargs("max_cycles=%d", max_cycles)) max_cycles = 0;
+    if (!$value$plusargs("seed=%d", rng)) rng = 1;
+    if (rng == 0) rng = 1;
+{nl.join(opens)}
+    open_outputs();
+    reset_hold = {RESET_CYCLES};
+    cycle = 0; did_reset = 0;
+  end
+
+  always @(posedge clk) begin
+    if (max_cycles > 0 && cycle > max_cycles) $fatal(1, "multi_stream_tb: no end after %0d cycles", cycle);
+    if (reset_hold > 0) begin
+      reset_hold <= reset_hold - 1;
+      rst_n <= (reset_hold == 1);
+      cycle <= 0;
+    end else begin
+      cycle <= cycle + 1;
+{nl.join(watch)}
+      if ({first}_valid && {first}_ready) begin
+        taken_first = taken_first + 1;
+        if (!started) begin started = 1; $fwrite(start_file, "%0d\\n", cycle); end
+      end
+      if (!did_reset && reset_at > 0 && taken_first == reset_at) begin
+        did_reset = 1; reset_hold <= {RESET_CYCLES}; rst_n <= 1'b0;
+{nl.join(rewind)}
+        close_outputs(); open_outputs();
+      end else begin
+{nl.join(collect)}
+{nl.join(drive)}
+        if ({done}) begin close_outputs(); $finish; end
+      end
+    end
+  end
+endmodule
+"""
+
+
+@dataclass
+class MultiStreamRun:
+    """What a simulation returned: per output stream its codes (n_words, elems) and the
+    cycle of each word; per monitor the raw hex words; the first input word's cycle."""
+
+    outputs: dict[str, np.ndarray]
+    cycles: dict[str, np.ndarray]
+    monitors: dict[str, bytes]
+    start_cycle: int
+
+
+def simulate_streams(binary: Path, workdir: Path, inputs: dict[Port, np.ndarray], outputs: dict[Port, int], *,
+                     stalls: dict[str, int] | None = None, monitors: tuple[str, ...] = (), seed: int = 1,
+                     reset_at: int = 0, max_cycles: int = 0, subject: Path | None = None) -> MultiStreamRun:
+    """Runs a `verilate`d multi_stream_tb in `workdir` (where the design's data files lie):
+    {input port: (n_words, elems) codes}, {output port: words expected}; `stalls`: {port
+    name: %}. A failed or stuck simulation is an RtlToolError naming `subject`."""
+    subject = subject or binary
+    workdir.mkdir(parents=True, exist_ok=True)
+    for port, codes in inputs.items():
+        (workdir / f"{port.name}.hex").write_bytes(pack_hex(codes, port.bits))
+    args = [str(binary), f"+seed={seed}", f"+reset_at={reset_at}", f"+max_cycles={max_cycles}"]
+    args += [f"+{name}_stall={pct}" for name, pct in (stalls or {}).items()]
+    args += [f"+{port.name}_words={n}" for port, n in outputs.items()]
+    run_tool(args, "the Verilator simulation", subject, workdir / "simulation.log", workdir)
+    result = MultiStreamRun({}, {}, {}, -1)
+    for port, n in outputs.items():
+        path = workdir / f"{port.name}.hex"
+        if not path.is_file():
+            raise RtlToolError(f"{subject}: the simulation wrote no {path}")
+        try:
+            codes = unpack_hex(path.read_bytes(), port.elems, port.bits, port.signed)
+        except ValueError as e:
+            raise RtlToolError(f"{subject}: {path}: {e}") from e
+        if len(codes) != n:
+            raise RtlToolError(f"{subject}: {port.name} returned {len(codes)} of {n} words "
+                               f"(see {workdir / 'simulation.log'})")
+        result.outputs[port.name] = codes
+        text = (workdir / f"{port.name}.cycles").read_text().split()
+        result.cycles[port.name] = np.array(text, np.int64)
+    result.monitors = {m: (workdir / f"{m}.hex").read_bytes() for m in monitors}
+    start = (workdir / "start.txt").read_text().split()
+    result.start_cycle = int(start[0]) if start else -1
+    return result
