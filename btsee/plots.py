@@ -116,16 +116,20 @@ def resources_by_segment(per_segment: dict[str, dict], board_lut: int | None, pa
     return _save(fig, path)
 
 
-def synthesized_resources(per_segment: dict[str, dict], board_lut: int | None, path: Path) -> Path:
+def synthesized_resources(per_segment: dict[str, dict], board_lut: int | None, path: Path,
+                          glue: dict | None = None, design_cycles: float | None = None) -> Path:
     """Per segment, in execution order: LUTs from Yosys synthesis (logic + LUTRAM, stacked)
     beside FINN's estimate, and cycles per frame measured in the RTL simulation beside
     FINN's estimate. `per_segment[name]` has LUT, LUTRAM, finn_estimate.LUT,
-    cycles_per_frame.rtl and cycles_per_frame.finn_estimate."""
+    cycles_per_frame.rtl and cycles_per_frame.finn_estimate. `glue` (LUT, LUTRAM) adds the
+    exit glue's bar; `design_cycles` the whole design's measured cycles per image."""
     names = list(per_segment)
-    x = np.arange(len(names))
-    lut = np.array([per_segment[n]["LUT"] for n in names], float)
-    lutram = np.array([per_segment[n]["LUTRAM"] for n in names], float)
-    finn = np.array([per_segment[n]["finn_estimate"]["LUT"] for n in names], float)
+    bars = names + (["exit glue"] if glue else [])
+    x = np.arange(len(bars))
+    parts = [per_segment[n] for n in names] + ([glue] if glue else [])
+    lut = np.array([p["LUT"] for p in parts], float)
+    lutram = np.array([p["LUTRAM"] for p in parts], float)
+    finn = np.array([per_segment[n]["finn_estimate"]["LUT"] for n in names] + ([0.0] if glue else []), float)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.4))
     a.bar(x - 0.2, lut, 0.4, color="tab:blue", label="synthesized: logic LUT")
     a.bar(x - 0.2, lutram, 0.4, bottom=lut, color="tab:cyan", label="synthesized: LUTRAM")
@@ -135,14 +139,19 @@ def synthesized_resources(per_segment: dict[str, dict], board_lut: int | None, p
     a.set_title(f"Yosys synth_xilinx: {total:,.0f} LUT" + (f" of {board_lut:,}" if board_lut else "")
                 + f" (FINN estimated {finn.sum():,.0f})", fontsize=9)
     a.legend(fontsize=7)
+    a.set_xticks(x, bars)
+    xs = np.arange(len(names))
     rtl = [per_segment[n]["cycles_per_frame"]["rtl"] for n in names]
     est = [per_segment[n]["cycles_per_frame"]["finn_estimate"] for n in names]
-    b.bar(x - 0.2, rtl, 0.4, color="tab:green", label="RTL simulation (Verilator)")
-    b.bar(x + 0.2, est, 0.4, color="tab:gray", label="FINN estimate")
+    b.bar(xs - 0.2, rtl, 0.4, color="tab:green", label="RTL simulation (Verilator)")
+    b.bar(xs + 0.2, est, 0.4, color="tab:gray", label="FINN estimate")
+    if design_cycles:
+        b.axhline(design_cycles, color="tab:red", linestyle="--",
+                  label=f"whole multi-exit design: {design_cycles:,.0f} per image")
     b.set_ylabel("cycles per frame")
     b.legend(fontsize=7)
+    b.set_xticks(xs, names)
     for ax in (a, b):
-        ax.set_xticks(x, names)
         ax.tick_params(axis="x", rotation=45, labelsize=8)
     fig.tight_layout()
     return _save(fig, path)

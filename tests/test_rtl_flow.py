@@ -1,6 +1,7 @@
 """The `rtl` and `synth` steps on the tiny run: every segment's RTL (FINN's generated HDL,
-our max pool, the generated top) simulated in Verilator against the golden simulator with
-stalls, and synthesized with Yosys; plus the errors a user meets when a tool fails."""
+our max pool and column max, the generated top) and the whole multi-exit design simulated
+in Verilator against the golden simulator with stalls, and synthesized with Yosys; plus the
+errors a user meets when a tool fails or an input changed."""
 from __future__ import annotations
 
 import json
@@ -35,6 +36,60 @@ def test_every_pool_is_our_max_pool_and_every_layer_is_rtl(tiny_run):
     for seg in _rtl(tiny_run)["segments"].values():
         for layer in seg["layers"]:
             assert layer["op"].endswith("_rtl") or layer["module"] == "btsee_maxpool", layer
+
+
+def test_whole_design_equals_golden_image_by_image(tiny_run):
+    """Pixels in, (class, exit index) out of the one multi-exit design, and every head's and
+    the final classifier's logits recorded inside it: all equal to the golden simulator's."""
+    rtl = _rtl(tiny_run)
+    whole = json.loads((tiny_run / "report.json").read_text())["bit_exact"]["golden_vs_rtl"]
+    assert whole["images"] == 8 and whole["mismatches"] == 0
+    for label in ("free_running", "stalled"):
+        p = whole[label]
+        assert p["mismatched_images"] == 0 and p["classes_differ"] == 0 and p["exit_indices_differ"] == 0
+        assert set(p["logits"]) == {"head_0", "head_1", "head_2", "backbone_final"}
+        for name, m in p["logits"].items():
+            assert m["mismatched_images"] == 0 and m["logit_rows_recorded"] == m["images"], name
+    assert whole["stalled"]["input_stall_percent"] > 0 and whole["stalled"]["output_stall_percent"] > 0
+    run = rtl["multi_exit"]["free_running"]
+    assert sum(run["exits_taken"]) == 8
+    assert run["cycles_first_pixel_to_last_decision"] > 0
+
+
+def test_every_head_pools_with_the_column_max(tiny_run):
+    """The conversion maps each head's row and column pooling to ColumnMax, never to a
+    tall sliding window."""
+    for name, seg in _rtl(tiny_run)["segments"].items():
+        ops = [layer["op"] for layer in seg["layers"]]
+        if name.startswith("head"):
+            assert ops.count("ColumnMax_rtl") == 2 and "Pool_hls" not in ops, (name, ops)
+
+
+def test_the_design_comparison_finds_a_changed_decision(tiny_run):
+    """The whole-design simulation against a golden result with one class and one head
+    logit changed: exactly those two images are reported."""
+    import copy
+
+    from btsee.config import load_config
+    from btsee.flow import Context
+    from btsee.run_folder import read_manifest
+    from btsee.steps.rtl import _golden_streams
+    from btsee.steps.rtl_design import golden_design_result, simulate_design
+    from hw.rtl.multi_exit import MultiExitRtl
+
+    ctx = Context(load_config(tiny_run / "config.json"), tiny_run, env=None)
+    manifest = read_manifest(tiny_run, "dataflow/manifest.json")
+    expected, _, _ = golden_design_result(ctx, 8)
+    first = manifest["segments"][0]
+    pixels = _golden_streams(ctx, manifest, [first], 8)[first["name"]]["in"]
+    wrong = copy.deepcopy(expected)
+    wrong.classes[3] = (wrong.classes[3] + 1) % 10
+    wrong.head_logits[0][5, 0] += 1
+    design = MultiExitRtl.load(tiny_run / "rtl" / "multi_exit")
+    result = simulate_design(design, pixels.reshape(-1, design.input.elems), wrong, [("check", 0, 0)], 1, 10**8)
+    assert not result["compiled"]  # the step's binary, reused
+    assert result["check"]["first_mismatched"] == [3, 5]
+    assert result["check"]["classes_differ"] == 1 and result["check"]["logits"]["head_0"]["mismatched_images"] == 1
 
 
 def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):
@@ -72,6 +127,10 @@ def test_synthesized_resources_beside_finn_estimates(tiny_run):
         assert seg["DSP"] == seg["finn_estimate"]["DSP"], name
         assert (tiny_run / "synth" / name / "yosys.log").is_file()
     assert (tiny_run / "synth" / "resources.png").is_file()
+    glue, shares = res["exit_glue"], res["lut_shares"]
+    assert glue["LUT"] > 0 and glue["DSP"] == 0 and (tiny_run / "synth" / "exit_glue" / "yosys.log").is_file()
+    assert res["LUT"] == sum(seg["LUT"] for seg in res["per_segment"].values()) + glue["LUT"]
+    assert 0 < shares["heads_share_of_design"] < 1 and shares["exit_glue_luts"] == glue["LUT"] + glue["LUTRAM"]
 
 
 def test_changed_rtl_sources_are_refused_by_synth(tiny_run_copy):
@@ -82,6 +141,36 @@ def test_changed_rtl_sources_are_refused_by_synth(tiny_run_copy):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "head_0/src" in lines[0] and "changed since the rtl step" in lines[0]
+
+
+def test_the_generator_checks_the_thresholds_against_their_file(tiny_run, tmp_path):
+    from btsee.run_folder import read_manifest
+    from btsee.steps.rtl_design import design_chain
+    from hw.rtl.multi_exit import MultiExitError, generate_multi_exit
+    from hw.rtl.segment import SegmentRtl
+
+    manifest = read_manifest(tiny_run, "dataflow/manifest.json")
+    rtls = {s["name"]: SegmentRtl.load(tiny_run / "rtl" / s["name"]) for s in manifest["segments"]}
+    chain, why_not = design_chain(manifest, rtls)
+    assert why_not is None
+    path = tiny_run / "calibrate" / "thresholds.json"
+    tables = [e["thresholds"] for e in json.loads(path.read_text())["exits"]]
+    tables[1] = [7777] * len(tables[1])  # not what the file says
+    with pytest.raises(MultiExitError, match="thresholds.json: its integer thresholds are not the tables"):
+        generate_multi_exit(chain, path, tables, "margin", tmp_path / "design")
+    assert not (tmp_path / "design").exists()
+
+
+def test_changed_thresholds_are_refused_by_synth(tiny_run_copy):
+    """The design's decision units hold the thresholds it was built from: synthesizing it
+    after calibrate/thresholds.json changed is refused, naming the file."""
+    path = tiny_run_copy / "calibrate" / "thresholds.json"
+    path.write_text(path.read_text() + "\n")
+    r = btsee("run", str(tiny_run_copy / "config.json"), "--out", str(tiny_run_copy), "--from", "synth",
+              check=False)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "thresholds.json" in lines[0] and "changed since the rtl step" in lines[0]
 
 
 def test_a_verilator_failure_names_the_file_and_keeps_the_log(tmp_path):
@@ -108,6 +197,13 @@ def test_a_yosys_failure_names_the_file_and_keeps_the_log(tmp_path):
     message = str(e.value)
     assert "\n" not in message and "bad.sv" in message and "Yosys failed" in message
     assert (tmp_path / "yosys.log").is_file()
+
+
+def test_column_max_model_is_the_golden_layer():
+    from hw import golden
+    from hw.rtl.column_max import model
+
+    assert golden.column_max is model.column_max
 
 
 def test_maxpool_model_is_the_golden_pool():

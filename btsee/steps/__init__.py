@@ -68,11 +68,12 @@ STEPS: list[Step] = [
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
                  HEAD_MACS, DATA_SUMMARY, BACKBONE_FILE, HEADS_FILE),
          outputs=(SIMULATION_FILE,), cannot_run=_simulate_cannot_run),
-    Step("rtl", step_rtl, "each segment as RTL: generated, compiled in Verilator, simulated against golden",
-         ("hardware",), inputs=(DATAFLOW_MANIFEST, SPLIT_FILE), outputs=(RTL_FILE,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file),
-    Step("synth", step_synth, "each segment's RTL synthesized by Yosys for the board's part",
-         ("hardware",), inputs=(RTL_FILE, DATAFLOW_MANIFEST), outputs=(SYNTH_FILE,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file),
+    Step("rtl", step_rtl, "each segment and the whole multi-exit design as RTL, simulated against golden",
+         ("hardware",), inputs=(DATAFLOW_MANIFEST, SPLIT_FILE, THRESHOLDS_FILE, DATA_SUMMARY, BACKBONE_FILE,
+                                HEADS_FILE), outputs=(RTL_FILE,),
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: the whole design
+    Step("synth", step_synth, "each segment's RTL and the exit glue synthesized by Yosys for the board's part",
+         ("hardware",), inputs=(RTL_FILE, DATAFLOW_MANIFEST, THRESHOLDS_FILE), outputs=(SYNTH_FILE,),
+         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: the exit glue
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

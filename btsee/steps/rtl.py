@@ -5,16 +5,19 @@
   `hardware.rtl_images` test images fed with the golden simulator's integer inputs: once
   free-running (cycles per frame, beside FINN's estimate) and once with random stalls on
   the input and backpressure on the output. Every output integer is compared with the
-  golden simulator's: report.json `bit_exact.golden_vs_rtl_segments`.
-* `synth`: each segment synthesized by Yosys for xc7 (`hw.rtl.synth`): report.json
-  `resources` from synthesis, FINN's estimates kept beside them.
+  golden simulator's: report.json `bit_exact.golden_vs_rtl_segments`. Then the whole
+  multi-exit design (`btsee.steps.rtl_design`): pixels in, (class, exit index) out, every
+  image and every head's logits compared: `bit_exact.golden_vs_rtl`, and its cycles from
+  the first pixel in to the last decision out: `rtl.multi_exit`.
+* `synth`: each segment synthesized by Yosys for xc7 (`hw.rtl.synth`), and the multi-exit
+  top level with the segments as black boxes (the exit glue): report.json `resources`
+  from synthesis, FINN's estimates kept beside them, the heads' and the glue's LUT shares.
 
 Tool logs stay in the run folder (rtl/<segment>/build/verilator.log, .../sim*/simulation.log,
 synth/<segment>/yosys.log); a failure is one line naming the tool, the file and the log.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,12 +33,18 @@ from btsee.run_folder import DATAFLOW_MANIFEST, RTL_FILE, SYNTH_FILE, read_json,
 from btsee.steps.common import load_splits
 from calib.atomic import atomic_write_json
 from calib.errors import ArtifactError
+from btsee.steps.rtl_design import (DESIGN_FOLDER, design_chain, generate_design, glue_resources, golden_design_result,
+                                    lut_shares, read_design, simulate_design)
+from hw.rtl.tools import sources_digest
 
 STALLED = (25, 35)
 """(input, output) stall probability in % of the checked simulation: the input withholds
 its next word, the output lowers TREADY, at random each cycle."""
 FREE_RUN_IMAGES = 100
-"""Images of the free-running simulation that measures cycles per frame."""
+"""Images of a segment's free-running simulation that measures its cycles per frame."""
+SEGMENT_STALLED_IMAGES = 250
+"""Images of a segment's own simulation with stalls (it isolates a fault to one segment);
+the whole multi-exit design runs all `hardware.rtl_images`, with and without stalls."""
 SEED = 7
 WORKERS = 2
 """Segments compiled and simulated (or synthesized) at once: the tools are single-threaded."""
@@ -74,43 +83,14 @@ def _golden_streams(ctx: Context, manifest: dict, segments: list[dict], n: int) 
     return streams
 
 
-def _sources_digest(paths: list[Path]) -> str:
-    """SHA-256 over the sources' names and contents, in order."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
-
-
-def _compile_fingerprint(paths: list[Path], testbench: str) -> str:
-    """What a simulation binary depends on: the sources, the testbench, Verilator and its flags."""
-    from hw.rtl.tools import VERILATOR_FLAGS, verilator_version
-
-    key = repr((_sources_digest(paths), testbench, VERILATOR_FLAGS, verilator_version()))
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def _compile(rtl, folder: Path) -> tuple[Path, bool]:
     """The segment's simulation binary, compiled unless the same sources were compiled
     before (build/fingerprint); (binary, whether it was compiled now)."""
     from hw.rtl.stream import TESTBENCH_TOP, stream_testbench
-    from hw.rtl.tools import verilate
+    from hw.rtl.tools import verilate_cached
 
     tb_text = stream_testbench(rtl.top, rtl.input.width, rtl.output.width)
-    build = folder / "build"
-    stamp = build / "fingerprint"
-    fingerprint = _compile_fingerprint(rtl.paths(), tb_text)
-    binary = build / f"V{TESTBENCH_TOP}"
-    if binary.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
-        return binary, False
-    if build.exists():
-        shutil.rmtree(build)
-    build.mkdir(parents=True)
-    (build / "tb.sv").write_text(tb_text)
-    binary = verilate(TESTBENCH_TOP, [build / "tb.sv", *rtl.paths()], build, defines=("FINN_SIMULATION",))
-    shutil.rmtree(build / "obj")  # about 190 MB of objects per segment; the binary is all a rerun needs
-    stamp.write_text(fingerprint)
-    return binary, True
+    return verilate_cached(TESTBENCH_TOP, tb_text, rtl.paths(), folder / "build", defines=("FINN_SIMULATION",))
 
 
 HANG_FACTOR = 20
@@ -130,7 +110,7 @@ def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int) -> dict
     expected = golden["out"].reshape(n, -1)  # (n, values per frame)
     passes = {}
     for label, images, (in_stall, out_stall) in (("free_running", min(n, FREE_RUN_IMAGES), (0, 0)),
-                                                 ("stalled", n, STALLED)):
+                                                 ("stalled", min(n, SEGMENT_STALLED_IMAGES), STALLED)):
         sim = folder / f"sim_{label}"
         sim.mkdir(exist_ok=True)
         for f in rtl.data_files:  # memory images the design reads at start-up, by relative path
@@ -173,43 +153,92 @@ def step_rtl(ctx: Context) -> Context:
     for s in tqdm(segments, desc="rtl: generate", unit="segment", disable=None, leave=False):
         rtls[s["name"]] = generate_segment(s["name"], ctx.out / s["folded_file"], ctx.out / "rtl" / s["name"],
                                            board.part, h.clock_ns())
+    chain, why_not = design_chain(manifest, rtls)
+    design = design_run = None
+    if chain is not None:
+        expected, thresholds, score = golden_design_result(ctx, n)
+        design = generate_design(ctx, chain, thresholds, score)
+        slowest = max(int(s["estimate"]["cycles_per_frame"]) for s in segments)
+    else:
+        ctx.log(f"  whole multi-exit design: not built: {why_not}")
     results = {}
     with ThreadPoolExecutor(WORKERS) as pool, \
-            tqdm(total=len(segments), desc="rtl: verilate + simulate", unit="segment", disable=None,
-                 leave=False) as bar:
+            tqdm(total=len(segments) + (design is not None), desc="rtl: verilate + simulate", unit="design",
+                 disable=None, leave=False) as bar:
+        if design is not None:  # the longest job first
+            whole = pool.submit(simulate_design, design, golden[chain[0][0].name]["in"].reshape(-1, design.input.elems),
+                                expected, [("free_running", 0, 0), ("stalled", *STALLED)], SEED,
+                                HANG_FACTOR * n * slowest + 1_000_000)
         futures = {s["name"]: pool.submit(_simulate_segment, rtls[s["name"]], ctx.out / "rtl" / s["name"],
                                           golden[s["name"]], int(s["estimate"]["cycles_per_frame"]))
                    for s in segments}
         for name, fut in futures.items():
             results[name] = fut.result()
             bar.update()
-    doc = {"images": n, "segments": {}, "not_covered": skipped}
+        if design is not None:
+            design_run = whole.result()
+            bar.update()
+    doc = {"images": n, "segments": {}, "not_covered": skipped,
+           "multi_exit": None if design is None else dict(design_run, design=design.to_dict(),
+                                                           folder=DESIGN_FOLDER,
+                                                           sources_sha256=sources_digest(design.paths()))}
     for s in segments:
         r, rtl = results[s["name"]], rtls[s["name"]]
         finn_cycles = int(s["estimate"]["cycles_per_frame"])
         doc["segments"][s["name"]] = dict(
             r, top=rtl.top, folder=str(rtl.out_dir.relative_to(ctx.out.absolute())),
-            sources_sha256=_sources_digest(rtl.paths()), layers=rtl.layers,
+            sources_sha256=sources_digest(rtl.paths()), layers=rtl.layers,
             finn_cycles_per_frame=finn_cycles)
         ctx.log(f"  {s['name']:15s} {len(rtl.layers)} layers, {len(rtl.sources)} sources"
                 f"{' (compiled)' if r['compiled'] else ' (compiled before)'} | "
-                f"{r['stalled']['mismatched_images']} of {n} images differ with stalls, "
+                f"{r['stalled']['mismatched_images']} of {r['stalled']['images']} images differ with stalls, "
                 f"{r['free_running']['mismatched_images']} of {r['free_running']['images']} free-running | "
                 f"{r['free_running']['cycles_per_frame']:,.0f} cycles/frame (FINN: {finn_cycles:,})")
     atomic_write_json(ctx.out / RTL_FILE, doc)
     mismatched = sum(r["stalled"]["mismatched_images"] + r["free_running"]["mismatched_images"]
                      for r in results.values())
-    summary = {"images": n, "mismatches": mismatched, "segments": len(segments), "not_covered": sorted(skipped),
+    summary = {"images": {"stalled": min(n, SEGMENT_STALLED_IMAGES), "free_running": min(n, FREE_RUN_IMAGES)},
+               "mismatches": mismatched, "segments": len(segments), "not_covered": sorted(skipped),
                "stalls_percent": {"input": STALLED[0], "output": STALLED[1]},
                "per_segment": {k: {"stalled": v["stalled"]["mismatched_images"],
                                    "free_running": v["free_running"]["mismatched_images"]}
                                for k, v in results.items()}}
     cycles = {k: {"rtl": v["free_running"]["cycles_per_frame"],
                   "finn_estimate": doc["segments"][k]["finn_cycles_per_frame"]} for k, v in results.items()}
-    ctx.log(f"  golden vs RTL: {mismatched} mismatched images over {len(segments)} segments x {n} test images")
-    update_report(ctx.out, {"bit_exact": {"golden_vs_rtl_segments": summary},
-                            "rtl": {"simulator": verilator_version(), "cycles_per_frame": cycles}})
+    ctx.log(f"  golden vs RTL, segment by segment: {mismatched} mismatched images")
+    whole = _design_summary(ctx, design, design_run, why_not, h.clock_ns())
+    update_report(ctx.out, {"bit_exact": {"golden_vs_rtl_segments": summary, "golden_vs_rtl": whole["bit_exact"]},
+                            "rtl": {"simulator": verilator_version(), "cycles_per_frame": cycles,
+                                    "multi_exit": whole["cycles"]}})
     return ctx
+
+
+def _design_summary(ctx: Context, design, run: dict | None, why_not: str | None, clock_ns: float) -> dict:
+    """The whole design's report entries (bit_exact.golden_vs_rtl, rtl.multi_exit), logged."""
+    if design is None:
+        return {"bit_exact": {"not_covered": why_not}, "cycles": {"not_covered": why_not}}
+    passes = {k: run[k] for k in ("free_running", "stalled")}
+    mismatches = sum(p["mismatched_images"] for p in passes.values())
+    free = passes["free_running"]
+    fps = 1e9 / clock_ns / free["steady_cycles_per_image"]
+    for label, p in passes.items():
+        ctx.log(f"  whole design, {label} ({p['input_stall_percent']}/{p['output_stall_percent']} % stalls): "
+                f"{p['mismatched_images']} of {p['images']} images differ (class, exit index or any logit); "
+                f"{p['cycles_first_pixel_to_last_decision']:,} cycles from the first pixel to the last decision")
+    ctx.log(f"  whole design: {free['steady_cycles_per_image']:,.0f} cycles per image in steady state, "
+            f"{fps:,.0f} images/s at {1e3 / clock_ns:.0f} MHz; exits taken {free['exits_taken']}")
+    bit_exact = {"images": free["images"], "mismatches": mismatches, "thresholds_sha256": design.thresholds_sha256,
+                 "compared": "class, exit index, every head's and the final classifier's integer logits",
+                 **{label: {k: p[k] for k in ("mismatched_images", "classes_differ", "exit_indices_differ",
+                                              "input_stall_percent", "output_stall_percent", "logits")}
+                    for label, p in passes.items()}}
+    cycles = {"images": free["images"], "in_order": "the first test images, in split order",
+              "cycles_first_pixel_to_last_decision": free["cycles_first_pixel_to_last_decision"],
+              "cycles_per_image": free["cycles_per_image"],
+              "steady_cycles_per_image": free["steady_cycles_per_image"], "images_per_second": round(fps, 1),
+              "clock_mhz": round(1e3 / clock_ns, 3), "exits_taken": free["exits_taken"],
+              "buffers": design.buffers}
+    return {"bit_exact": bit_exact, "cycles": cycles}
 
 
 def read_rtl(ctx: Context) -> tuple[dict, dict]:
@@ -222,7 +251,7 @@ def read_rtl(ctx: Context) -> tuple[dict, dict]:
     for name, seg in doc["segments"].items():
         folder = ctx.out / seg["folder"]
         rtls[name] = SegmentRtl.load(folder)
-        if _sources_digest(rtls[name].paths()) != seg["sources_sha256"]:
+        if sources_digest(rtls[name].paths()) != seg["sources_sha256"]:
             raise ArtifactError(f"{folder / 'src'}: the sources changed since the rtl step simulated them "
                                 f"({ctx.out / RTL_FILE}, segments.{name}.sources_sha256); rerun it")
     return doc, rtls
@@ -236,14 +265,20 @@ def step_synth(ctx: Context) -> Context:
     h = ctx.config.hardware
     board = load_board(h.board)
     rtl_doc, rtls = read_rtl(ctx)
+    design = read_design(ctx, rtl_doc)
     results = {}
     with ThreadPoolExecutor(WORKERS) as pool, \
-            tqdm(total=len(rtls), desc="synth", unit="segment", disable=None, leave=False) as bar:
+            tqdm(total=len(rtls) + (design is not None), desc="synth", unit="design", disable=None,
+                 leave=False) as bar:
         futures = {name: pool.submit(_timed_synthesis, rtl, ctx.out / "synth" / name)
                    for name, rtl in rtls.items()}
+        if design is not None:
+            glue_job = pool.submit(glue_resources, ctx, design, [r.top for r in rtls.values()])
         for name, fut in futures.items():
             results[name] = fut.result()
             bar.update()
+        glue = glue_job.result() if design is not None else None
+        bar.update(design is not None)
     dataflow = {s["name"]: s for s in read_manifest(ctx.out, DATAFLOW_MANIFEST)["segments"]}
     totals = dict.fromkeys(RESOURCE_KEYS, 0)
     per_segment = {}
@@ -256,14 +291,28 @@ def step_synth(ctx: Context) -> Context:
         ctx.log(f"  {name:15s} " + ", ".join(f"{r['resources'][k]:,} {k}" for k in RESOURCE_KEYS)
                 + f" (FINN estimate {est['lut']:,.0f} LUT, {est['bram18']:g} BRAM18, {est['dsp']:g} DSP; "
                 f"{r['seconds']:.0f} s)")
-    tool = yosys_version()
-    source = (f"synthesis: {tool}, synth_xilinx -family xc7 per segment (no place and route, no timing); "
-              "LUT = logic LUTs, LUTRAM = LUTs used as distributed RAM or shift registers")
-    finn_totals = {k: sum(per_segment[n]["finn_estimate"][k] for n in results) for k in ("LUT", "BRAM18", "DSP")}
-    atomic_write_json(ctx.out / SYNTH_FILE, {"tool": tool, "part": board.part, "totals": totals,
-                                             "segments": {n: dict(r, log=str(Path("synth") / n / "yosys.log"))
-                                                          for n, r in results.items()}})
     lut_budget = board.resources.get("LUT", 0)
+    shares = None
+    if glue is not None:
+        for k in RESOURCE_KEYS:
+            totals[k] += glue["resources"][k]
+        shares = lut_shares(per_segment, glue["resources"], lut_budget)
+        ctx.log(f"  {'exit glue':15s} " + ", ".join(f"{glue['resources'][k]:,} {k}" for k in RESOURCE_KEYS)
+                + f" (the top level with the segments as black boxes; {glue['seconds']:.0f} s)")
+        ctx.log(f"  heads: {shares['heads_luts']:,} of the design's {shares['design_luts']:,} LUTs "
+                f"({shares['heads_share_of_design']:.1%}); exit glue: {shares['exit_glue_luts']:,} LUTs, "
+                f"{shares['exit_glue_share_of_board']:.2%} of the board's {lut_budget:,} (LUT + LUTRAM)")
+    tool = yosys_version()
+    source = (f"synthesis: {tool}, synth_xilinx -family xc7 per segment"
+              + (" and for the multi-exit top level with the segments as black boxes (the exit glue); the totals "
+                 "are their sum" if glue is not None else "")
+              + " (no place and route, no timing); LUT = logic LUTs, LUTRAM = LUTs used as distributed RAM or "
+              "shift registers")
+    finn_totals = {k: sum(per_segment[n]["finn_estimate"][k] for n in results) for k in ("LUT", "BRAM18", "DSP")}
+    atomic_write_json(ctx.out / SYNTH_FILE, {
+        "tool": tool, "part": board.part, "totals": totals,
+        "segments": {n: dict(r, log=str(Path("synth") / n / "yosys.log")) for n, r in results.items()},
+        "exit_glue": None if glue is None else dict(glue, log="synth/exit_glue/yosys.log"), "lut_shares": shares})
     ctx.log(f"  total {totals['LUT']:,} LUT + {totals['LUTRAM']:,} LUTRAM, {totals['FF']:,} FF, {totals['DSP']} DSP, "
             f"{totals['BRAM18']} BRAM18 (synthesized) of {lut_budget:,} LUT on {board.name}; FINN estimated "
             f"{finn_totals['LUT']:,.0f} LUT, {finn_totals['BRAM18']:g} BRAM18, {finn_totals['DSP']:g} DSP")
@@ -272,13 +321,17 @@ def step_synth(ctx: Context) -> Context:
     for name, seg in rtl_doc["segments"].items():
         per_segment[name]["cycles_per_frame"] = {"rtl": seg["free_running"]["cycles_per_frame"],
                                                  "finn_estimate": seg["finn_cycles_per_frame"]}
-    synthesized_resources(per_segment, lut_budget, ctx.out / "synth/resources.png")
+    design_cycles = (rtl_doc.get("multi_exit") or {}).get("free_running", {}).get("steady_cycles_per_image")
+    synthesized_resources(per_segment, lut_budget, ctx.out / "synth/resources.png",
+                          None if glue is None else glue["resources"], design_cycles)
     not_covered = sorted(rtl_doc.get("not_covered", {}))
     if not_covered:
         ctx.log(f"  the totals leave out the segments the rtl step did not cover: {', '.join(not_covered)}")
     update_report(ctx.out, {"resources": dict(totals, source=source, board=board.name, part=board.part,
                                               board_resources=board.resources, finn_estimate=finn_totals,
-                                              per_segment=per_segment, not_covered=not_covered),
+                                              per_segment=per_segment, not_covered=not_covered,
+                                              exit_glue=None if glue is None else glue["resources"],
+                                              lut_shares=shares),
                             "plots": {"resources": "synth/resources.png"}})
     return ctx
 

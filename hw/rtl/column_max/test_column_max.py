@@ -19,19 +19,24 @@ CASES = {  # name: (vector, PE, whole map, signed)
     "rows_pe1": ("rows", 1, False, False),  # head_0's row pooling as the default folds it
     "rows_pe4": ("rows", 4, False, False),
     "rows_pe16_signed": ("rows", 16, False, True),
+    "row_pairs_pe4": ("row_pairs", 4, False, False),  # 2 rows a frame: the result bank fills up
     "whole_map_pe1": ("columns", 1, True, False),  # the pooling over the convolution's columns
     "whole_map_pe8_signed": ("columns", 8, True, True),
+    "whole_map_pe32": ("columns", 32, True, False),  # one word a row: the word just merged is read back
 }
 
 
 def _maps(vector: str, signed: bool) -> np.ndarray:
-    fmap = np.load(VECTORS)[vector].astype(np.int64)  # (N, H, W, C) codes 0..15
+    """(N, H, W, C) codes of a vector; "row_pairs": the row pooling's maps cut into frames
+    of two rows, so that a slow output fills the block's result bank."""
+    d = np.load(VECTORS)
+    fmap = (d["rows"].reshape(-1, 2, *d["rows"].shape[2:]) if vector == "row_pairs" else d[vector]).astype(np.int64)
     return fmap - 8 if signed else fmap
 
 
-def _dut(pe: int, rows: int, words: int, signed: bool) -> str:
+def _dut(pe: int, rows: int, words: int, signed: bool, style: str = "auto") -> str:
     return (f"btsee_column_max #(.PE({pe}), .BITS({BITS}), .ROWS({rows}), .WORDS({words}), "
-            f".SIGNED({int(signed)}))")
+            f'.SIGNED({int(signed)}), .RAM_STYLE("{style}"))')
 
 
 def _binary(tmp_path: Path, pe: int, rows: int, words: int, signed: bool) -> Path:
@@ -61,7 +66,7 @@ def test_column_max_block_with_stalls_and_reset(name, tmp_path):
     binary = _binary(tmp_path, pe, rows, words, signed)
     stream = row_stream(fmap, pe)  # (n_in, PE)
     expected = stream_column_max(stream, rows, words)  # (n_out, PE)
-    for seed, (in_stall, out_stall) in enumerate([(0, 0), (30, 45), (70, 10)], start=1):
+    for seed, (in_stall, out_stall) in enumerate([(0, 0), (30, 45), (70, 10), (0, 85)], start=1):
         run = simulate(binary, tmp_path / f"run{seed}", stream, BITS, len(expected), pe, BITS, signed,
                        seed=seed, in_stall=in_stall, out_stall=out_stall,
                        reset_at=rows * words * 2 + words // 2 + 1,  # the middle of a row of the third frame
@@ -81,18 +86,23 @@ def test_full_rate_without_stalls(tmp_path):
     assert run.cycles_per_frame() == rows * words
 
 
-def test_block_synthesizes_small(tmp_path):
-    """Yosys for xc7, head_0's row pooling (30 rows of 480 words, PE 1): no DSP or block RAM,
-    the running maxima in distributed RAM, far below FINN's tall window for the same pooling
-    (about 1,200 LUT and 640 LUTRAM synthesized)."""
+@pytest.mark.parametrize("style", ["block", "distributed"])
+def test_block_synthesizes_small(style, tmp_path):
+    """Yosys for xc7, head_0's row pooling (30 rows of 480 words, PE 1), its two memories in
+    block RAM (as the conversion places memories of 1 Kb and more) or in LUTs: far below
+    FINN's tall window for the same pooling (about 1,200 LUT and 640 LUTRAM synthesized)."""
     from hw.rtl.synth import synthesize_files
 
     width = word_width(1, BITS)
     wrapper = tmp_path / "block_top.sv"
+    dut = _dut(1, 30, 480, False, style)
     wrapper.write_text(
         f"module block_top(input ap_clk, input ap_rst_n, input [{width - 1}:0] in0_V_TDATA, input in0_V_TVALID,\n"
         f"  output in0_V_TREADY, output [{width - 1}:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);\n"
-        f"  {_dut(1, 30, 480, False)} block (.*);\nendmodule\n")
+        f"  {dut} block (.*);\nendmodule\n")
     r = synthesize_files("block_top", [SOURCE, wrapper], tmp_path / "synth")["resources"]
-    assert r["DSP"] == 0 and r["BRAM18"] == 0
-    assert 0 < r["LUT"] + r["LUTRAM"] < 200, r
+    assert r["DSP"] == 0
+    if style == "block":
+        assert r["BRAM18"] == 2 and r["LUTRAM"] == 0 and 0 < r["LUT"] < 100, r
+    else:
+        assert r["BRAM18"] == 0 and 0 < r["LUT"] + r["LUTRAM"] < 400, r

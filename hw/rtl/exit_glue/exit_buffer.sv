@@ -6,11 +6,13 @@
 // words (btsee_exit_decision's), bit EXIT_BIT set when the image exits. out0_V: the frames
 // of the images that go on, unchanged and in order.
 // The words wait in a FIFO of DEPTH words (block RAM when large: synchronous read, one
-// output register). DEPTH >= FRAME keeps the fork in front of it from stalling the head
+// output register), of which only the low BITS bits are kept (the values; the rest of a
+// FINN word is byte padding, sent as zeros). DEPTH >= FRAME keeps the fork in front of it from stalling the head
 // while a decision is pending, so the design cannot deadlock; more decouples the segments.
 // Python model: hw/rtl/exit_glue/model.py (`exit_buffer`).
 module btsee_exit_buffer #(
   parameter int WIDTH = 8,
+  parameter int BITS = WIDTH,
   parameter int FRAME = 4,
   parameter int DEPTH = 4,
   parameter int DECISION_WIDTH = 24,
@@ -33,17 +35,17 @@ module btsee_exit_buffer #(
   localparam int FW = FRAME > 1 ? $clog2(FRAME) : 1;
 
   // FIFO: words in `memory`, the oldest one in the output register `head`
-  logic [WIDTH-1:0] memory [DEPTH];
+  logic [BITS-1:0] memory [DEPTH];
   logic [AW-1:0] write_at, read_at;
   logic [AW:0] stored;
-  logic [WIDTH-1:0] head;
+  logic [BITS-1:0] head;
   logic head_valid, head_taken;
   wire push = in0_V_TVALID && in0_V_TREADY;
   wire fetch = stored != 0 && (!head_valid || head_taken);
   assign in0_V_TREADY = stored != (AW+1)'(DEPTH);
 
   always_ff @(posedge ap_clk) begin
-    if (push) memory[write_at] <= in0_V_TDATA;
+    if (push) memory[write_at] <= in0_V_TDATA[BITS-1:0];
     if (fetch) head <= memory[read_at];
   end
 
@@ -53,7 +55,7 @@ module btsee_exit_buffer #(
   assign in1_V_TREADY = !releasing;
   assign head_taken = releasing && head_valid && (dropping || out0_V_TREADY);
   assign out0_V_TVALID = releasing && !dropping && head_valid;
-  assign out0_V_TDATA = head;
+  assign out0_V_TDATA = WIDTH'(head);
 
   always_ff @(posedge ap_clk) begin
     if (!ap_rst_n) begin

@@ -17,6 +17,11 @@ def fork(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return words, words
 
 
+def queue(words: np.ndarray) -> np.ndarray:
+    """The decision queue: its words, unchanged and in order."""
+    return words
+
+
 def exit_buffer(frames: np.ndarray, exits: np.ndarray) -> np.ndarray:
     """(n, FRAME, ...) frames of n images and their (n,) exit bits -> the frames of the
     images that go on, in order."""

@@ -1,4 +1,4 @@
-"""Block tests of the exit glue (fork.sv, exit_buffer.sv, exit_merge.sv) in Verilator
+"""Block tests of the exit glue (fork.sv, exit_buffer.sv, exit_merge.sv, queue.sv) in Verilator
 against their Python model, driven by the real decisions of the default run's heads and
 final classifier on 1,200 test images (hw/rtl/exit_decision/vectors.npz), with random
 stalls on every stream and a reset in the middle of the stream."""
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hw.rtl.exit_decision.model import VECTORS, class_bits, decisions, pack_result
-from hw.rtl.exit_glue.model import exit_buffer, exit_merge, fork
+from hw.rtl.exit_glue.model import exit_buffer, exit_merge, fork, queue
 from hw.rtl.multistream import Port, multi_stream_testbench, simulate_streams
 from hw.rtl.tools import verilate
 
@@ -54,16 +54,17 @@ def test_fork_with_stalls_and_reset(tmp_path):
         assert np.array_equal(run.outputs["out1_V"], expected[1]), f"stalls {in_stall}/{out_stall}%"
 
 
-@pytest.mark.parametrize("frame,depth", [(7, 7), (7, 16), (1, 1)])
-def test_exit_buffer_with_stalls_and_reset(frame, depth, tmp_path):
+@pytest.mark.parametrize("frame,depth,bits", [(7, 7, 8), (7, 16, 8), (1, 1, 8), (5, 12, 6)])
+def test_exit_buffer_with_stalls_and_reset(frame, depth, bits, tmp_path):
     """Frames of `frame` words tagged by image and position (so a lost, repeated or
-    reordered word shows), kept or dropped by head 0's real exit decisions."""
+    reordered word shows), kept or dropped by head 0's real exit decisions; with `bits` < 8
+    the buffer keeps the low bits of each 8-bit word (the values) and pads with zeros."""
     heads, _ = _decisions()
     exits = heads[0][:, 1]  # (N,)
     n = len(exits)
-    frames = (np.arange(n * frame) % 251).reshape(n, frame, 1)  # (N, FRAME, 1) 8-bit tags
+    frames = (np.arange(n * frame) % 251 % (1 << bits)).reshape(n, frame, 1)  # (N, FRAME, 1) tags
     data, dec, out = Port("in0_V", 1, 8), Port("in1_V", 1, DECISION_WIDTH), Port("out0_V", 1, 8)
-    binary = _build(tmp_path, f"btsee_exit_buffer #(.WIDTH(8), .FRAME({frame}), .DEPTH({depth}), "
+    binary = _build(tmp_path, f"btsee_exit_buffer #(.WIDTH(8), .BITS({bits}), .FRAME({frame}), .DEPTH({depth}), "
                               f".DECISION_WIDTH({DECISION_WIDTH}), .EXIT_BIT({CW}))",
                     [HERE / "exit_buffer.sv"], [data, dec], [out])
     expected = exit_buffer(frames, exits).reshape(-1, 1)
@@ -111,3 +112,22 @@ def test_exit_merge_with_stalls_and_reset(tmp_path):
         got = run.outputs["out0_V"][:, 0]
         assert np.array_equal(np.stack([got & ((1 << CW) - 1), got >> CW], axis=1), expected), \
             f"stalls {in_stall}/{out_stall}%"
+
+
+def test_queue_with_stalls_and_reset(tmp_path):
+    """The decision queue: words out unchanged and in order, its peak occupancy within DEPTH."""
+    heads, _ = _decisions()
+    words = np.concatenate([pack_result(h, K, LOGIT_BITS) for h in heads])[:, None]  # (3,600, 1)
+    src, out = Port("in0_V", 1, DECISION_WIDTH), Port("out0_V", 1, DECISION_WIDTH)
+    wrapper = tmp_path / "queue_top.sv"
+    wrapper.write_text(
+        f"module queue_top(input ap_clk, input ap_rst_n, input [{DECISION_WIDTH - 1}:0] in0_V_TDATA,\n"
+        f"  input in0_V_TVALID, output in0_V_TREADY, output [{DECISION_WIDTH - 1}:0] out0_V_TDATA,\n"
+        "  output out0_V_TVALID, input out0_V_TREADY);\n"
+        f"  btsee_queue #(.WIDTH({DECISION_WIDTH}), .DEPTH(6)) queue (.*, .peak());\nendmodule\n")
+    binary = _build(tmp_path, "queue_top", [HERE / "queue.sv", wrapper], [src], [out])
+    for seed, (in_stall, out_stall) in enumerate(STALLS, start=1):
+        run = simulate_streams(binary, tmp_path / f"run{seed}", {src: words}, {out: len(words)},
+                               stalls={"in0_V": in_stall, "out0_V": out_stall}, seed=seed,
+                               reset_at=len(words) // 3, max_cycles=200 * len(words))
+        assert np.array_equal(run.outputs["out0_V"], queue(words)), f"stalls {in_stall}/{out_stall}%"

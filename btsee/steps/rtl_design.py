@@ -1,0 +1,179 @@
+"""The whole multi-exit design in the `rtl` step: generated from the segments' RTL and the
+calibrated thresholds (`hw.rtl.multi_exit`), compiled in Verilator once per content
+fingerprint, and simulated on the first `hardware.rtl_images` test images in order,
+pixels in and (class, exit index) out, twice: free-running (cycles from the first pixel in
+to the last decision out) and with random input stalls and output backpressure. Every
+image's class and exit index, and the integer logits of every head and of the final
+classifier (recorded inside the design), are compared with the golden simulator's.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+
+import numpy as np
+
+from btsee.flow import Context
+from btsee.run_folder import THRESHOLDS_FILE, load_golden
+
+DESIGN_FOLDER = "rtl/multi_exit"
+
+
+def design_chain(manifest: dict, rtls: dict) -> tuple[list | None, str | None]:
+    """([(backbone, head or None), ...] of SegmentRtls, None) when every segment of the
+    manifest has RTL and they form the multi-exit chain; else (None, why not)."""
+    segments = manifest["segments"]
+    missing = [s["name"] for s in segments if s["name"] not in rtls]
+    if missing:
+        return None, f"segments without RTL: {', '.join(missing)}"
+    backbones = [s for s in segments if s["kind"] == "backbone"]
+    heads = {s["source"]: s for s in segments if s["kind"] == "head"}
+    chain = []
+    for k, b in enumerate(backbones):
+        expected_source = "input" if k == 0 else backbones[k - 1]["name"]
+        if b["source"] != expected_source:
+            return None, f"{b['name']} reads {b['source']}, not {expected_source}"
+        head = heads.get(b["name"])
+        if (head is None) != (k == len(backbones) - 1):
+            return None, f"{b['name']}: a head after every backbone segment but the last"
+        chain.append((rtls[b["name"]], rtls[head["name"]] if head else None))
+    return chain, None
+
+
+def generate_design(ctx: Context, chain: list, thresholds: list, score: str):
+    from hw.rtl.multi_exit import generate_multi_exit
+
+    return generate_multi_exit(chain, ctx.out / THRESHOLDS_FILE, thresholds, score, ctx.out / DESIGN_FOLDER)
+
+
+def _testbench(design) -> str:
+    from hw.rtl.multistream import multi_stream_testbench
+
+    return multi_stream_testbench(design.top, [_input_port(design)], [_output_port(design)],
+                                  {name: (m["prefix"], 0) for name, m in design.logit_monitors.items()})
+
+
+def _input_port(design):
+    from hw.rtl.multistream import Port
+
+    return Port("in0_V", design.input.elems, design.input.bits, design.input.signed)
+
+
+def _output_port(design):
+    from hw.rtl.multistream import Port
+
+    return Port("out0_V", 1, design.output_width)
+
+
+def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
+                    seed: int, hang_cycles: int) -> dict:
+    """Compiles the design (if needed) and runs each pass (label, input stall %, output
+    stall %) on all images; per pass the comparison with the `golden` CascadeResult and
+    the cycle counts. `pixel_words`: (n * words per image, elems) input codes."""
+    from hw.rtl.multi_exit import unpack_decisions
+    from hw.rtl.multistream import TESTBENCH_TOP, simulate_streams
+    from hw.rtl.stream import unpack_hex
+    from hw.rtl.tools import verilate_cached
+
+    t0 = time.time()
+    folder = design.out_dir
+    binary, compiled = verilate_cached(TESTBENCH_TOP, _testbench(design), design.paths(), folder / "build",
+                                       defines=("FINN_SIMULATION",))
+    t1 = time.time()
+    n = len(golden.classes)
+    out = {"compiled": compiled, "compile_seconds": round(t1 - t0, 1)}
+    for label, in_stall, out_stall in passes:
+        sim = folder / f"sim_{label}"
+        if sim.exists():
+            shutil.rmtree(sim)
+        sim.mkdir()
+        for f in design.data_files:
+            shutil.copyfile(folder / "src" / f, sim / f)
+        run = simulate_streams(binary, sim, {_input_port(design): pixel_words}, {_output_port(design): n},
+                               stalls={"in0_V": in_stall, "out0_V": out_stall},
+                               monitors=tuple(design.logit_monitors), seed=seed, max_cycles=hang_cycles,
+                               subject=folder / "src" / f"{design.top}.sv")
+        (sim / "in0_V.hex").unlink()
+        classes, exits = unpack_decisions(run.outputs["out0_V"][:, 0], design.class_bits)
+        wrong = (classes != golden.classes) | (exits != golden.exit_index)
+        logits = {}
+        for i, (name, mon) in enumerate(design.logit_monitors.items()):
+            reached = golden.reached[i] if i < design.exits else golden.reached[-1]
+            want = golden.head_logits[i][reached] if i < design.exits else golden.final_logits[reached]
+            got = unpack_hex(run.monitors[name], 1, mon["bits"], True).reshape(-1, design.classes)
+            if got.shape != want.shape:
+                differ = np.flatnonzero(reached)  # every image that reached it counts as wrong
+            else:
+                differ = np.flatnonzero(reached)[(got != want).any(axis=1)]
+            wrong[differ] = True
+            logits[name] = {"images": int(reached.sum()), "logit_rows_recorded": int(len(got)),
+                            "mismatched_images": int(len(differ))}
+        total = int(run.cycles["out0_V"][-1] - run.start_cycle)
+        tail = n // 10  # the steady state: the last 90 % of the decisions
+        steady = float(np.diff(run.cycles["out0_V"][tail:]).mean()) if n - tail > 1 else float(total)
+        bad = np.flatnonzero(wrong)
+        out[label] = {"images": n, "input_stall_percent": in_stall, "output_stall_percent": out_stall,
+                      "mismatched_images": int(len(bad)), "first_mismatched": [int(i) for i in bad[:10]],
+                      "classes_differ": int((classes != golden.classes).sum()),
+                      "exit_indices_differ": int((exits != golden.exit_index).sum()),
+                      "logits": logits, "cycles_first_pixel_to_last_decision": total,
+                      "cycles_per_image": round(total / n, 1), "steady_cycles_per_image": round(steady, 1),
+                      "exits_taken": np.bincount(exits, minlength=design.exits + 1).tolist()}
+    out["simulate_seconds"] = round(time.time() - t1, 1)
+    return out
+
+
+def golden_design_result(ctx: Context, n: int):
+    """(golden CascadeResult on the first n test images, thresholds tables, score): the
+    thresholds artifact checked against the run's model."""
+    from btsee.steps.common import load_splits
+
+    cascade, artifact = load_golden(ctx.out)
+    result = cascade.run(load_splits(ctx).test.images[:n])
+    return result, [e["thresholds"] for e in artifact["exits"]], artifact["exits"][0]["score"]
+
+
+def read_design(ctx: Context, doc: dict):
+    """The MultiExitRtl the `rtl` step simulated (rtl/rtl.json `multi_exit`), its sources
+    unchanged since and the thresholds artifact the one it was built from; None when the
+    step built none. Otherwise an ArtifactError naming the file."""
+    from calib.errors import ArtifactError
+    from hw.rtl.multi_exit import MultiExitRtl, file_sha256
+    from hw.rtl.tools import sources_digest
+
+    record = doc.get("multi_exit")
+    if not record:
+        return None
+    design = MultiExitRtl.load(ctx.out / record["folder"])
+    if sources_digest(design.paths()) != record["sources_sha256"]:
+        raise ArtifactError(f"{design.out_dir / 'src'}: the sources changed since the rtl step simulated them "
+                            "(rtl/rtl.json, multi_exit.sources_sha256); rerun it")
+    if file_sha256(ctx.out / THRESHOLDS_FILE) != design.thresholds_sha256:
+        raise ArtifactError(f"{ctx.out / THRESHOLDS_FILE}: changed since the rtl step built the design from it "
+                            f"(sha256 {design.thresholds_sha256} in {design.out_dir / 'multi_exit.json'}); rerun it")
+    return design
+
+
+def glue_resources(ctx: Context, design, segment_tops: list[str]) -> dict:
+    """The design's top level synthesized with its segments as black boxes: the exit glue's
+    resources (decision units, forks, conditional buffers, decision queues, merge, width
+    converters), with the wall time."""
+    from hw.rtl.synth import synthesize_glue
+
+    t = time.time()
+    r = synthesize_glue(design, segment_tops, ctx.out / "synth" / "exit_glue")
+    return dict(r, seconds=round(time.time() - t, 1))
+
+
+def lut_shares(per_segment: dict, glue: dict, board_luts: int) -> dict:
+    """The heads' share of the design's LUTs and the exit glue's share of the board's, with
+    LUTs counted in every role (logic + distributed RAM and shift registers)."""
+    def luts(r: dict) -> int:
+        return int(r["LUT"] + r["LUTRAM"])
+
+    heads = sum(luts(r) for name, r in per_segment.items() if name.startswith("head"))
+    total = sum(luts(r) for r in per_segment.values()) + luts(glue)
+    return {"luts_counted": "LUT + LUTRAM (every LUT site used)", "design_luts": total, "heads_luts": heads,
+            "heads_share_of_design": round(heads / total, 4) if total else 0.0, "exit_glue_luts": luts(glue),
+            "exit_glue_share_of_board": round(luts(glue) / board_luts, 4) if board_luts else 0.0,
+            "board_luts": board_luts}
