@@ -181,11 +181,12 @@ class HardwareConfig:
     """Test images run through the whole chain golden = qonnx = FINN; null = the whole
     test split (about 7 minutes for 10,000 images of the default model on 2 cores)."""
     rtl_images: int = 1000
-    """Test images each segment's RTL simulates in Verilator (`rtl` step), compared word
-    for word with the golden simulator (capped at the test split's size)."""
+    """Test images the whole multi-exit design simulates in Verilator, in order (`rtl`
+    step), compared image by image with the golden simulator (capped at the test split's
+    size); each segment on its own runs at most 250 of them with stalls and 100 without."""
     rtl_segments: list[str] | None = None
     """Segments the `rtl` and `synth` steps cover (names as in dataflow/manifest.json);
-    null = all."""
+    null = all. The whole design is built only when they are all covered."""
 
     def clock_ns(self) -> float:
         """The clock period the flow targets: this section's, else the board's default."""

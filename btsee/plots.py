@@ -149,7 +149,8 @@ def synthesized_resources(per_segment: dict[str, dict], board_lut: int | None, p
         b.axhline(design_cycles, color="tab:red", linestyle="--",
                   label=f"whole multi-exit design: {design_cycles:,.0f} per image")
     b.set_ylabel("cycles per frame")
-    b.legend(fontsize=7)
+    b.set_ylim(0, 1.3 * max([*rtl, *est, design_cycles or 0]))  # room for the legend above the bars
+    b.legend(fontsize=7, loc="upper left")
     b.set_xticks(xs, names)
     for ax in (a, b):
         ax.tick_params(axis="x", rotation=45, labelsize=8)
