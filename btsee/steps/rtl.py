@@ -31,10 +31,10 @@ from btsee.flow import Context
 from btsee.report import update_report
 from btsee.run_folder import DATAFLOW_MANIFEST, RTL_FILE, SYNTH_FILE, read_json, read_manifest
 from btsee.steps.common import load_splits
-from calib.atomic import atomic_write_json
-from calib.errors import ArtifactError
 from btsee.steps.rtl_design import (DESIGN_FOLDER, design_chain, generate_design, glue_resources, golden_design_result,
                                     lut_shares, read_design, simulate_design)
+from calib.atomic import atomic_write_json
+from calib.errors import ArtifactError
 from hw.rtl.tools import sources_digest
 
 STALLED = (25, 35)
@@ -158,7 +158,7 @@ def step_rtl(ctx: Context) -> Context:
     if chain is not None:
         expected, thresholds, score = golden_design_result(ctx, n)
         design = generate_design(ctx, chain, thresholds, score)
-        slowest = max(int(s["estimate"]["cycles_per_frame"]) for s in segments)
+        serial = sum(int(s["estimate"]["cycles_per_frame"]) for s in segments)  # an image at a time
     else:
         ctx.log(f"  whole multi-exit design: not built: {why_not}")
     results = {}
@@ -166,9 +166,10 @@ def step_rtl(ctx: Context) -> Context:
             tqdm(total=len(segments) + (design is not None), desc="rtl: verilate + simulate", unit="design",
                  disable=None, leave=False) as bar:
         if design is not None:  # the longest job first
-            whole = pool.submit(simulate_design, design, golden[chain[0][0].name]["in"].reshape(-1, design.input.elems),
-                                expected, [("free_running", 0, 0), ("stalled", *STALLED)], SEED,
-                                HANG_FACTOR * n * slowest + 1_000_000)
+            pixels = golden[chain[0][0].name]["in"].reshape(-1, design.input.elems)
+            whole = pool.submit(simulate_design, design, pixels, expected,
+                                [("free_running", 0, 0), ("stalled", *STALLED)], SEED,
+                                2 * n * serial + 1_000_000)  # twice the pace of one image at a time: stuck
         futures = {s["name"]: pool.submit(_simulate_segment, rtls[s["name"]], ctx.out / "rtl" / s["name"],
                                           golden[s["name"]], int(s["estimate"]["cycles_per_frame"]))
                    for s in segments}

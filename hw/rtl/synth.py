@@ -1,4 +1,5 @@
-"""Yosys synthesis of a generated segment or a block for Xilinx 7-series (`synth_xilinx -family xc7`),
+"""Yosys synthesis of a generated segment, a block, or the multi-exit top level with its
+segments as black boxes (the exit glue) for Xilinx 7-series (`synth_xilinx -family xc7`),
 and the resources read from its cell counts. Synthesis only: no place and route, no
 timing; BRAM is inferred by Yosys from the weight memories.
 
