@@ -95,3 +95,15 @@ def test_exact_thresholds_of_a_residual_segment(resnet8_run):
             assert np.array_equal(fixed.get_initializer(after_add.input[1]), t)
     with pytest.raises(DataflowError, match="more than float32 rounding"):
         exact_thresholds(qonnx, hw, "backbone_0")  # the 5-step move
+
+
+def test_resnet8_builds_no_whole_design_and_says_why(resnet8_run):
+    """Its backbone segments fork and add, which the RTL generator does not stitch yet: the
+    heads are simulated as RTL, and the report names the segments the whole design lacks."""
+    run, _ = resnet8_run
+    report = json.loads((run / "report.json").read_text())
+    why = report["bit_exact"]["golden_vs_rtl"]["not_covered"]
+    assert why.startswith("segments without RTL:") and "backbone_0" in why
+    rtl = json.loads((run / "rtl" / "rtl.json").read_text())
+    assert rtl["multi_exit"] is None and {"head_0", "head_1"} <= set(rtl["segments"])
+    assert report["resources"]["exit_glue"] is None

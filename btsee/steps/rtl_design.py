@@ -100,13 +100,13 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
         for i, (name, mon) in enumerate(design.logit_monitors.items()):
             reached = golden.reached[i] if i < design.exits else golden.reached[-1]
             want = golden.head_logits[i][reached] if i < design.exits else golden.final_logits[reached]
-            got = unpack_hex(run.monitors[name], 1, mon["bits"], True).reshape(-1, design.classes)
-            if got.shape != want.shape:
+            values = unpack_hex(run.monitors[name], 1, mon["bits"], True)[:, 0]  # every logit that passed
+            if values.size != want.size:
                 differ = np.flatnonzero(reached)  # every image that reached it counts as wrong
             else:
-                differ = np.flatnonzero(reached)[(got != want).any(axis=1)]
+                differ = np.flatnonzero(reached)[(values.reshape(want.shape) != want).any(axis=1)]
             wrong[differ] = True
-            logits[name] = {"images": int(reached.sum()), "logit_rows_recorded": int(len(got)),
+            logits[name] = {"images": int(reached.sum()), "logit_rows_recorded": int(values.size // design.classes),
                             "mismatched_images": int(len(differ))}
         total = int(run.cycles["out0_V"][-1] - run.start_cycle)
         tail = n // 10  # the steady state: the last 90 % of the decisions

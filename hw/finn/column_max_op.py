@@ -15,8 +15,10 @@ channel instead (`hw/rtl/column_max/column_max.sv`).
   FINN's port names around the block, so the segment generator instantiates it like any
   FINN RTL layer.
 
-`register()` puts both ops into finn-plus's op dictionaries (idempotent); every module of
-the flow that opens HW graphs calls it before qonnx looks the ops up.
+`register()` puts both ops into finn-plus's op dictionaries (idempotent). qonnx's lookup
+finds them through `hw`'s domain aliases (`hw/__init__.py`); FINN's transformations read
+the dictionaries directly, so the conversion, `load_hw` and the RTL generator register
+first.
 """
 from __future__ import annotations
 
@@ -232,17 +234,18 @@ def _full_height_pool(model, node) -> bool | None:
     """For a MaxPoolNHWC whose windows span the map's full height and either one column or
     all of them (stride = kernel, no padding, integer input): whether it spans all columns.
     None for any other node."""
-    from hw.finn.convert import node_attributes
+    from qonnx.custom_op.registry import getCustomOp
 
     if node.op_type != "MaxPoolNHWC":
         return None
-    a = node_attributes(node)
+    op = getCustomOp(node)
+    a = {k: op.get_nodeattr(k) for k in ("kernel_shape", "strides", "pads", "ceil_mode")}
     shape = model.get_tensor_shape(node.input[0])
     if len(shape) != 4 or shape[0] != 1 or not model.get_tensor_datatype(node.input[0]).is_integer():
         return None
     _, h, w, _ = shape
     kh, kw = a["kernel_shape"]
-    if list(a["strides"]) != [kh, kw] or any(a.get("pads", [])) or a.get("ceil_mode", 0) or kh != h:
+    if list(a["strides"]) != [kh, kw] or any(a["pads"]) or a["ceil_mode"] or kh != h:
         return None
     if kw == 1 and w > 1:
         return False

@@ -43,11 +43,9 @@ _MODELS: dict = {}  # per worker process: (file, float64?, batch) -> ModelWrappe
 def _model(path: str, float64: bool = False, batch: int = BATCH):
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from hw.finn.column_max_op import register
     from hw.verify.batch import batch_safe_im2col, with_batch
     from hw.verify.exact_qonnx import widen_to_float64
 
-    register()  # our HW layer, in this worker process too
     batch_safe_im2col()
     key = (path, float64, batch)
     if key not in _MODELS:
