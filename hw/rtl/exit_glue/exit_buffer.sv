@@ -7,8 +7,9 @@
 // of the images that go on, unchanged and in order.
 // The words wait in a FIFO of DEPTH words (block RAM when large: synchronous read, one
 // output register), of which only the low BITS bits are kept (the values; the rest of a
-// FINN word is byte padding, sent as zeros). DEPTH >= FRAME keeps the fork in front of it from stalling the head
-// while a decision is pending, so the design cannot deadlock; more decouples the segments.
+// FINN word is byte padding, sent as zeros). DEPTH >= FRAME keeps the fork in front of it
+// from stalling the head while a decision is pending, so the design cannot deadlock; more
+// decouples the segments.
 // Python model: hw/rtl/exit_glue/model.py (`exit_buffer`).
 module btsee_exit_buffer #(
   parameter int WIDTH = 8,
