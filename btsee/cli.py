@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--thresholds", type=Path, help="thresholds artifact (default: the run's own)")
     m.add_argument("--limit", type=int, help="simulate only the first N images")
     m.add_argument("--save", type=Path, help="write class, exit index and integer logits per image (.npz)")
+    b = sub.add_parser("bitstream", help="run the flow up to the bitstream step for a board; exit status 2 "
+                                         "when Vivado is missing (the build folder is still written)")
+    b.add_argument("config", type=Path)
+    b.add_argument("--out", type=Path, required=True, help="run folder (created if missing; finished steps are kept)")
+    b.add_argument("--board", help="must equal the config's hardware.board (a check for `make bitstream BOARD=`)")
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     sub.add_parser("steps", help="list the steps in order")
     c = sub.add_parser("config", help="print a configuration with all defaults filled in")
     c.add_argument("config", type=Path, nargs="?")
@@ -97,6 +103,12 @@ def _run_command(args: argparse.Namespace) -> int:
         from btsee.sweep import check_sweep_points
 
         check_sweep_points(cfg)
+    elif args.command == "bitstream":
+        if args.board and args.board.lower() != cfg.hardware.board.lower():
+            raise ConfigError(f"{args.config}: hardware.board is {cfg.hardware.board!r}, BOARD is {args.board!r}; "
+                              "set hardware.board in the config (the folding depends on the board)")
+        args.start, args.stop, args.force, args.resume = None, "bitstream", False, True
+        check_applicable(select(STEPS, None, "bitstream"), cfg)
     else:  # before training starts: a step that cannot apply to this config says so now
         check_applicable(select(STEPS, args.start, args.stop), cfg)
     env = init_distributed(args.device)
@@ -116,6 +128,14 @@ def _run_command(args: argparse.Namespace) -> int:
     run_steps(STEPS, ctx, args.start, args.stop, args.force, check_input)
     if env.is_main:
         print(f"report: {ctx.out / 'report.json'}")
+    if args.command == "bitstream":
+        from btsee.run_folder import BITSTREAM_FILE, read_json
+
+        built = read_json(ctx.out, BITSTREAM_FILE)
+        if not built["built"]:
+            print(f"btsee: {built['missing']}", file=sys.stderr)
+            return 2
+        print(f"bitstream: {ctx.out / built['bitstream']}")
     return 0
 
 

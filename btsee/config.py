@@ -177,6 +177,16 @@ class HardwareConfig:
     LUTs, leaving room for FIFOs, the shell and the exit logic, which estimates omit."""
     mvau_wwidth_max: int = 36
     """FINN's cap on an MVAU's weight stream width (bits); it limits SIMD."""
+    folding: str = "exit_aware"
+    """How the `fold` step folds the design the `rtl` and `synth` steps build: exit_aware
+    (each segment for the share of images reaching it, the fastest design within
+    `lut_budget`) or uniform (every segment at `target_fps`, exits ignored)."""
+    lut_budget: int | None = None
+    """LUTs (LUT + LUTRAM, as synthesized) the exit-aware design may use; null = the
+    board's. BRAM18 and DSP are bounded by the board."""
+    buffer_frames: int | None = None
+    """Frames each conditional buffer holds; null = the search picks it (2 to 8) with the
+    pipeline model."""
     chain_images: int | None = None
     """Test images run through the whole chain golden = qonnx = FINN; null = the whole
     test split (about 7 minutes for 10,000 images of the default model on 2 cores)."""
@@ -367,6 +377,10 @@ def validate(cfg: Config) -> None:
            f"hardware.clock_period_ns: must be positive or null (the board's), got {h.clock_period_ns}")
     _check(h.target_fps >= 1, f"hardware.target_fps: must be at least 1, got {h.target_fps}")
     _check(h.mvau_wwidth_max >= 1, f"hardware.mvau_wwidth_max: must be at least 1, got {h.mvau_wwidth_max}")
+    _check(h.folding in ("exit_aware", "uniform"), f"hardware.folding: exit_aware or uniform, got {h.folding!r}")
+    _check(h.lut_budget is None or h.lut_budget > 0, f"hardware.lut_budget: must be positive or null, got {h.lut_budget}")
+    _check(h.buffer_frames is None or h.buffer_frames >= 1,
+           f"hardware.buffer_frames: must be at least 1 or null (searched), got {h.buffer_frames}")
     _check(h.rtl_images >= 1, f"hardware.rtl_images: must be at least 1, got {h.rtl_images}")
     _check(h.chain_images is None or h.chain_images >= 1,
            f"hardware.chain_images: must be at least 1 or null (the whole test split), got {h.chain_images}")

@@ -156,3 +156,25 @@ def synthesized_resources(per_segment: dict[str, dict], board_lut: int | None, p
         ax.tick_params(axis="x", rotation=45, labelsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def throughput_vs_luts(result, budget: float, board_lut: int, chosen, no_exit, path: Path) -> Path:
+    """Sustained images/s against modelled LUTs: the early-exit and no-exit fronts of the
+    folding search (`hw.fold.search.SearchResult`), the LUT budget and the board's LUTs, the
+    chosen designs circled."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for designs, label, color in ((result.no_exit, "no exit (backbone only)", "tab:blue"),
+                                  (result.early_exit, "early exit (exit-aware folding)", "tab:orange")):
+        if designs:
+            ax.step([d.resources["LUT"] for d in designs], [d.fps for d in designs], where="post", marker=".",
+                    color=color, label=label)
+    for d, color in ((chosen, "tab:orange"), (no_exit, "tab:blue")):
+        if d is not None:
+            ax.plot([d.resources["LUT"]], [d.fps], "o", mfc="none", ms=11, color=color)
+    ax.axvline(budget, color="gray", ls="--", lw=1, label=f"budget {budget:,.0f} LUT")
+    ax.axvline(board_lut, color="black", lw=1, label=f"board {board_lut:,} LUT")
+    ax.set_xlabel("LUT + LUTRAM (modelled from synthesis)")
+    ax.set_ylabel("sustained images/s")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

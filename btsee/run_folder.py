@@ -38,7 +38,11 @@ THRESHOLDS_FILE = "calibrate/thresholds.json"
 EVALUATION_FILE = "evaluate/evaluation.json"
 EXPORT_MANIFEST = "export/manifest.json"
 DATAFLOW_MANIFEST = "dataflow/manifest.json"
+FOLD_MANIFEST = "fold/manifest.json"
+FOLDING_FILE = "fold/folding.json"
 SIMULATION_FILE = "simulate/simulation.json"
+BITSTREAM_FILE = "bitstream/bitstream.json"
+PACKAGE_MANIFEST = "package/manifest.json"
 RTL_FILE = "rtl/rtl.json"
 SYNTH_FILE = "synth/synth.json"
 
@@ -57,8 +61,12 @@ SCHEMAS: dict[str, Any] = {
     DATAFLOW_MANIFEST: {"points": [str], "segments": [dict(_SEGMENT, qonnx_file=str, hw_file=str,
                                                            hw_sha256=str, folded_file=str, folded_sha256=str,
                                                            estimate={"cycles_per_frame": int})]},
+    FOLD_MANIFEST: {"points": [str], "buffer_frames": int, "folding": str,
+                    "segments": [dict(_SEGMENT, qonnx_file=str, hw_file=str, hw_sha256=str, folded_file=str,
+                                      folded_sha256=str, estimate={"cycles_per_frame": int})]},
     RTL_FILE: {"segments": {str: {"top": str, "folder": str, "sources_sha256": str, "finn_cycles_per_frame": int,
                                   "free_running": {"cycles_per_frame": float}}}},
+    BITSTREAM_FILE: {"board": str, "built": bool, "build_script": str},
     RUN_CONFIG: {str: Any},
 }
 """The schema each JSON artifact is checked against when read (`calib.schema`): the
@@ -81,6 +89,7 @@ def read_json(out: Path, rel: str) -> Any:
 LISTED_FILES: dict[str, tuple[tuple[str, str], ...]] = {
     EXPORT_MANIFEST: (("file", "sha256"),),
     DATAFLOW_MANIFEST: (("qonnx_file", "sha256"), ("hw_file", "hw_sha256"), ("folded_file", "folded_sha256")),
+    FOLD_MANIFEST: (("qonnx_file", "sha256"), ("hw_file", "hw_sha256"), ("folded_file", "folded_sha256")),
 }
 """Per manifest, the (file, SHA-256) field pairs of each segment entry: the graph files it
 lists and pins."""
@@ -95,7 +104,7 @@ def listed_files(out: Path, rel: str) -> list[str]:
 
 
 def read_manifest(out: Path, rel: str) -> dict:
-    """The export or dataflow manifest at `out/rel`, checked against its schema, with every
+    """The export, dataflow or fold manifest at `out/rel`, checked against its schema, with every
     graph file it lists present and unchanged since (SHA-256 recorded beside it)."""
     doc = read_json(out, rel)
     path = Path(out) / rel

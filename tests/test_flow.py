@@ -131,7 +131,8 @@ def test_step_without_its_input_is_named(tmp_path):
 def test_steps_command_lists_the_steps():
     out = btsee("steps").stdout.split("\n")
     assert [line.split()[0] for line in out if line.strip()] == [
-        "data", "backbone", "exits", "calibrate", "evaluate", "export", "dataflow", "simulate", "rtl", "synth"]
+        "data", "backbone", "exits", "calibrate", "evaluate", "export", "dataflow", "fold", "simulate", "rtl", "synth",
+        "bitstream", "package"]
 
 
 def test_console_script_is_installed():

@@ -4,8 +4,7 @@ Each step lives in the module of its stage (`training`, `calibration`, `hardware
 `simulate`, `rtl`) and declares the config sections and run-folder files it reads and the files
 it writes (paths in `btsee.run_folder`); `btsee.flow` fingerprints them to skip steps that
 are up to date. A step that cannot apply to a config says why in `cannot_run`, checked
-before any step runs. Later steps (folding, bitstream, package) get modules of their own
-and a place in this list.
+before any step runs. Later steps (bitstream, package) get modules of their own and a place in this list.
 """
 from __future__ import annotations
 
@@ -14,11 +13,14 @@ from pathlib import Path
 from boards import board_file
 from btsee.config import Config
 from btsee.flow import Step
-from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
-                              EVALUATION_FILE, EXPORT_MANIFEST, HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE,
-                              SIMULATION_FILE, SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE)
+from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, BITSTREAM_FILE, DATA_SUMMARY,
+                              DATAFLOW_MANIFEST, EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE, HEAD_MACS,
+                              HEADS_FILE, LOGITS_FILE, PACKAGE_MANIFEST, RTL_FILE, SIMULATION_FILE, SPLIT_FILE,
+                              SYNTH_FILE, THRESHOLDS_FILE)
 from btsee.steps.calibration import step_calibrate, step_evaluate
 from btsee.steps.common import integer_form_missing
+from btsee.steps.deploy import step_bitstream, step_package
+from btsee.steps.folding import step_fold
 from btsee.steps.hardware import step_dataflow, step_export
 from btsee.steps.rtl import step_rtl, step_synth
 from btsee.steps.simulate import step_simulate
@@ -27,6 +29,18 @@ from btsee.steps.training import step_backbone, step_data, step_exits
 
 def _hardware_cannot_run(config: Config) -> str | None:
     return integer_form_missing(config.model)
+
+
+def _rtl_cannot_run(config: Config) -> str | None:
+    if (reason := integer_form_missing(config.model)) is not None:
+        return reason
+    from boards import load_board
+
+    board = load_board(config.hardware.board)
+    if board.family != "zynq-7000":
+        return (f"board {board.name} is {board.family}; the open RTL flow simulates and synthesizes 7-series "
+                "primitives (DSP48E1) only: use a zynq-7000 board (pynq-z1, pynq-z2) or stop before rtl")
+    return None
 
 
 def _board_file(config: Config) -> tuple[Path, ...]:
@@ -63,17 +77,27 @@ STEPS: list[Step] = [
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
          cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=4),  # 4: ColumnMax in the heads
+    Step("fold", step_fold, "fold each segment for the images reaching it: the fastest design within the LUT budget",
+         ("hardware", "calibration"), inputs=(DATAFLOW_MANIFEST, LOGITS_FILE, THRESHOLDS_FILE),
+         outputs=(FOLD_MANIFEST, FOLDING_FILE), cannot_run=_hardware_cannot_run, external_inputs=_board_file),
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
                  HEAD_MACS, DATA_SUMMARY, BACKBONE_FILE, HEADS_FILE),
          outputs=(SIMULATION_FILE,), cannot_run=_simulate_cannot_run),
     Step("rtl", step_rtl, "each segment and the whole multi-exit design as RTL, simulated against golden",
-         ("hardware",), inputs=(DATAFLOW_MANIFEST, SPLIT_FILE, THRESHOLDS_FILE, DATA_SUMMARY, BACKBONE_FILE,
+         ("hardware",), inputs=(FOLD_MANIFEST, SPLIT_FILE, THRESHOLDS_FILE, DATA_SUMMARY, BACKBONE_FILE,
                                 HEADS_FILE), outputs=(RTL_FILE,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: the whole design
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=3),  # 3: the fold step's folding
     Step("synth", step_synth, "each segment's RTL and the exit glue synthesized by Yosys for the board's part",
-         ("hardware",), inputs=(RTL_FILE, DATAFLOW_MANIFEST, THRESHOLDS_FILE), outputs=(SYNTH_FILE,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=2),  # 2: the exit glue
+         ("hardware",), inputs=(RTL_FILE, FOLD_MANIFEST, FOLDING_FILE, THRESHOLDS_FILE), outputs=(SYNTH_FILE,),
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=3),  # 3: the LUT model's check
+    Step("bitstream", step_bitstream, "the Vivado build folder of the design (built when Vivado is on PATH)",
+         ("hardware",), inputs=(RTL_FILE, FOLD_MANIFEST, THRESHOLDS_FILE), outputs=(BITSTREAM_FILE,),
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file),
+    Step("package", step_package, "the deploy folder: bitstream when built, thresholds, driver inputs, test vectors",
+         ("hardware",), inputs=(BITSTREAM_FILE, RTL_FILE, THRESHOLDS_FILE, SPLIT_FILE, DATA_SUMMARY, BACKBONE_FILE,
+                                HEADS_FILE, DATAFLOW_MANIFEST),
+         outputs=(PACKAGE_MANIFEST,), cannot_run=_rtl_cannot_run, external_inputs=_board_file),
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

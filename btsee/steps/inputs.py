@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 from btsee.flow import Context
-from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
-                              EVALUATION_FILE, EXPORT_MANIFEST, HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE,
+from btsee.run_folder import (BITSTREAM_FILE, BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
+                              EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE, HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE,
                               SPLIT_FILE, THRESHOLDS_FILE, load_logits, read_json, read_manifest, read_thresholds)
 from btsee.steps.common import backbone, load_splits, model_spec
 from btsee.steps.rtl import read_rtl
@@ -38,7 +38,10 @@ CHECKERS: dict[str, Callable[[Context], object]] = {
     EVALUATION_FILE: lambda ctx: read_json(ctx.out, EVALUATION_FILE),
     EXPORT_MANIFEST: lambda ctx: read_manifest(ctx.out, EXPORT_MANIFEST),
     DATAFLOW_MANIFEST: lambda ctx: read_manifest(ctx.out, DATAFLOW_MANIFEST),
+    FOLD_MANIFEST: lambda ctx: read_manifest(ctx.out, FOLD_MANIFEST),
+    FOLDING_FILE: lambda ctx: read_json(ctx.out, FOLDING_FILE),
     RTL_FILE: read_rtl,
+    BITSTREAM_FILE: lambda ctx: read_json(ctx.out, BITSTREAM_FILE),
 }
 
 

@@ -29,10 +29,10 @@ from tqdm import tqdm
 from boards import load_board
 from btsee.flow import Context
 from btsee.report import update_report
-from btsee.run_folder import DATAFLOW_MANIFEST, RTL_FILE, SYNTH_FILE, read_json, read_manifest
+from btsee.run_folder import FOLD_MANIFEST, FOLDING_FILE, RTL_FILE, SYNTH_FILE, read_json, read_manifest
 from btsee.steps.common import load_splits
 from btsee.steps.rtl_design import (DESIGN_FOLDER, design_chain, generate_design, glue_resources, golden_design_result,
-                                    lut_shares, read_design, simulate_design)
+                                    lut_shares, model_vs_rtl, read_design, simulate_design)
 from calib.atomic import atomic_write_json
 from calib.errors import ArtifactError
 from hw.rtl.tools import sources_digest
@@ -141,8 +141,8 @@ def step_rtl(ctx: Context) -> Context:
 
     h = ctx.config.hardware
     board = load_board(h.board)
-    manifest = read_manifest(ctx.out, DATAFLOW_MANIFEST)
-    segments = _selected(manifest, h.rtl_segments, str(ctx.out / DATAFLOW_MANIFEST))
+    manifest = read_manifest(ctx.out, FOLD_MANIFEST)  # the folding the fold step chose
+    segments = _selected(manifest, h.rtl_segments, str(ctx.out / FOLD_MANIFEST))
     skipped = {s["name"]: reason for s in segments if (reason := not_covered(ctx.out / s["folded_file"]))}
     for name, reason in skipped.items():
         ctx.log(f"  {name}: not covered: {reason}")
@@ -157,7 +157,7 @@ def step_rtl(ctx: Context) -> Context:
     design = design_run = None
     if chain is not None:
         expected, thresholds, score = golden_design_result(ctx, n)
-        design = generate_design(ctx, chain, thresholds, score)
+        design = generate_design(ctx, chain, thresholds, score, manifest["buffer_frames"])
         serial = sum(int(s["estimate"]["cycles_per_frame"]) for s in segments)  # an image at a time
     else:
         ctx.log(f"  whole multi-exit design: not built: {why_not}")
@@ -208,6 +208,9 @@ def step_rtl(ctx: Context) -> Context:
                   "finn_estimate": doc["segments"][k]["finn_cycles_per_frame"]} for k, v in results.items()}
     ctx.log(f"  golden vs RTL, segment by segment: {mismatched} mismatched images")
     whole = _design_summary(ctx, design, design_run, why_not, h.clock_ns())
+    if design is not None:
+        whole["cycles"]["pipeline_model"] = model_vs_rtl(manifest, expected.exit_index, cycles, design.buffers,
+                                                         design_run["free_running"], ctx.log)
     update_report(ctx.out, {"bit_exact": {"golden_vs_rtl_segments": summary, "golden_vs_rtl": whole["bit_exact"]},
                             "rtl": {"simulator": verilator_version(), "cycles_per_frame": cycles,
                                     "multi_exit": whole["cycles"]}})
@@ -280,7 +283,7 @@ def step_synth(ctx: Context) -> Context:
             bar.update()
         glue = glue_job.result() if design is not None else None
         bar.update(design is not None)
-    dataflow = {s["name"]: s for s in read_manifest(ctx.out, DATAFLOW_MANIFEST)["segments"]}
+    dataflow = {s["name"]: s for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"]}
     totals = dict.fromkeys(RESOURCE_KEYS, 0)
     per_segment = {}
     for name, r in results.items():
@@ -325,6 +328,7 @@ def step_synth(ctx: Context) -> Context:
     design_cycles = (rtl_doc.get("multi_exit") or {}).get("free_running", {}).get("steady_cycles_per_image")
     synthesized_resources(per_segment, lut_budget, ctx.out / "synth/resources.png",
                           None if glue is None else glue["resources"], design_cycles)
+    model_check = _lut_model_check(read_json(ctx.out, FOLDING_FILE), per_segment, glue, ctx.log)
     not_covered = sorted(rtl_doc.get("not_covered", {}))
     if not_covered:
         ctx.log(f"  the totals leave out the segments the rtl step did not cover: {', '.join(not_covered)}")
@@ -332,9 +336,24 @@ def step_synth(ctx: Context) -> Context:
                                               board_resources=board.resources, finn_estimate=finn_totals,
                                               per_segment=per_segment, not_covered=not_covered,
                                               exit_glue=None if glue is None else glue["resources"],
-                                              lut_shares=shares),
+                                              lut_shares=shares, lut_model_check=model_check),
                             "plots": {"resources": "synth/resources.png"}})
     return ctx
+
+
+def _lut_model_check(folding: dict, per_segment: dict, glue: dict | None, log) -> dict:
+    """The fold step's modelled LUTs (LUT + LUTRAM) of the design it chose against Yosys's."""
+    modelled = folding["early_exit"]["segments"]
+    rows = {n: {"modelled": modelled[n]["LUT_modelled"], "synthesized": r["LUT"] + r["LUTRAM"]}
+            for n, r in per_segment.items() if n in modelled}
+    total_model = folding["early_exit"]["resources"]["LUT"]
+    total_synth = sum(r["synthesized"] for r in rows.values()) + (glue["resources"]["LUT"] + glue["resources"]["LUTRAM"]
+                                                                  if glue else 0)
+    doc = {"per_segment": rows, "modelled": round(total_model), "synthesized": total_synth,
+           "synthesized_over_modelled": round(total_synth / total_model, 3) if total_model else None}
+    log(f"  the fold step modelled {total_model:,.0f} LUT + LUTRAM for this design; Yosys: {total_synth:,} "
+        f"({doc['synthesized_over_modelled']}x)")
+    return doc
 
 
 def _timed_synthesis(rtl, folder: Path) -> dict:

@@ -40,10 +40,38 @@ def design_chain(manifest: dict, rtls: dict) -> tuple[list | None, str | None]:
     return chain, None
 
 
-def generate_design(ctx: Context, chain: list, thresholds: list, score: str):
+def generate_design(ctx: Context, chain: list, thresholds: list, score: str, buffer_frames: int):
     from hw.rtl.multi_exit import generate_multi_exit
 
-    return generate_multi_exit(chain, ctx.out / THRESHOLDS_FILE, thresholds, score, ctx.out / DESIGN_FOLDER)
+    return generate_multi_exit(chain, ctx.out / THRESHOLDS_FILE, thresholds, score, ctx.out / DESIGN_FOLDER,
+                               buffer_frames=buffer_frames)
+
+
+def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: dict, log) -> dict:
+    """The pipeline model (`hw.fold.pipeline`) on the same images in the same order as the
+    whole design's free-running simulation, once with the segments' cycles per frame measured
+    alone in RTL and once with FINN's; the first against the simulation's cycles."""
+    from hw.fold.pipeline import PipelineSpec, simulate_pipeline
+
+    segs = manifest["segments"]
+    backbones = [s["name"] for s in segs if s["kind"] == "backbone"]
+    heads = [s["name"] for s in segs if s["kind"] == "head"]
+    words = [int(b["frame_words"]) for b in buffers.values()]
+    doc = {}
+    for source in ("rtl", "finn_estimate"):
+        spec = PipelineSpec([cycles[b][source] for b in backbones], [cycles[x][source] for x in heads],
+                            words, [manifest["buffer_frames"]] * len(heads))
+        run = simulate_pipeline(spec, exits)
+        doc[source] = {"cycles_first_pixel_to_last_decision": round(run.total_cycles),
+                       "steady_cycles_per_image": round(run.steady_cycles_per_image, 1),
+                       "buffer_peak_frames": run.buffer_peak_frames}
+    measured = free_run["cycles_first_pixel_to_last_decision"]
+    doc["rtl_over_model"] = round(measured / doc["rtl"]["cycles_first_pixel_to_last_decision"], 4)
+    doc["rtl_over_finn_model"] = round(measured / doc["finn_estimate"]["cycles_first_pixel_to_last_decision"], 4)
+    log(f"  pipeline model with the segments' RTL cycles: {doc['rtl']['cycles_first_pixel_to_last_decision']:,} "
+        f"cycles (RTL/model {doc['rtl_over_model']}); with FINN's: "
+        f"{doc['finn_estimate']['cycles_first_pixel_to_last_decision']:,} (RTL/model {doc['rtl_over_finn_model']})")
+    return doc
 
 
 def _testbench(design) -> str:

@@ -1,0 +1,109 @@
+"""The deployment steps: `bitstream` (the Vivado build folder of the RTL-verified multi-exit
+design, built when Vivado is on PATH) and `package` (the deploy folder the board runtime
+opens: bitstream and hardware handoff when built, thresholds, the driver's stream formats,
+test images with the golden simulator's expected class and exit index, a hashed manifest)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from boards import board_file, load_board
+from btsee.flow import Context
+from btsee.report import update_report
+from btsee.run_folder import BITSTREAM_FILE, FOLD_MANIFEST, PACKAGE_MANIFEST, THRESHOLDS_FILE, read_json, read_manifest
+from calib.atomic import atomic_write_json
+from calib.schema import sha256_of
+
+BUILD_FOLDER = "bitstream"
+PACKAGE_FOLDER = "package"
+PACKAGE_IMAGES = 200
+"""Test images in the package, with the golden simulator's class and exit index for each."""
+
+
+def vivado_on_path() -> str | None:
+    return shutil.which("vivado")
+
+
+def missing_vivado_message(build: Path, board: str) -> str:
+    """The one message `make bitstream` prints without Vivado."""
+    return (f"Vivado is not on PATH: the build folder {build} is complete (sources, block design, build.tcl) "
+            f"but no bitstream was built for {board}. On a machine with Vivado 2022.1 or later run: "
+            f"cd {build} && vivado -mode batch -source build.tcl")
+
+
+def step_bitstream(ctx: Context) -> Context:
+    """The build folder of the whole design (rtl step) for the board; Vivado runs when present."""
+    from hw.rtl.multi_exit import MultiExitRtl
+    from hw.vivado.project import run_vivado, vivado_version, write_build_folder
+    from btsee.steps.rtl_design import DESIGN_FOLDER
+
+    h = ctx.config.hardware
+    board = load_board(h.board)
+    design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER)
+    manifest = read_manifest(ctx.out, FOLD_MANIFEST)
+    folder = ctx.out / BUILD_FOLDER
+    build = write_build_folder(design, board, h.clock_ns(), manifest["segments"], ctx.out, folder)
+    for stale in (build.bitstream, build.hardware_handoff):
+        stale.unlink(missing_ok=True)
+    vivado = vivado_on_path()
+    doc = {"board": board.name, "part": board.part, "build_script": str(build.build_script.relative_to(ctx.out)),
+           "sources": len(build.sources), "vivado": None, "built": False}
+    if vivado:
+        version = vivado_version(vivado)
+        ctx.log(f"  Vivado {version[0]}.{version[1]}: building {build.bitstream.name} (this takes a while)")
+        run_vivado(build, vivado)
+        doc.update(vivado=f"{version[0]}.{version[1]}", built=True,
+                   bitstream=str(build.bitstream.relative_to(ctx.out)), bitstream_sha256=sha256_of(build.bitstream),
+                   hardware_handoff=str(build.hardware_handoff.relative_to(ctx.out)))
+    else:
+        doc["missing"] = missing_vivado_message(folder, board.name)
+        ctx.log(f"  {doc['missing']}")
+    atomic_write_json(ctx.out / BITSTREAM_FILE, doc)
+    update_report(ctx.out, {"bitstream": {k: doc[k] for k in ("board", "built", "vivado", "build_script")}})
+    return ctx
+
+
+def step_package(ctx: Context) -> Context:
+    """The deploy folder: everything the board runtime needs, each file's SHA-256 in manifest.json."""
+    from btsee.steps.rtl_design import DESIGN_FOLDER, golden_design_result
+    from hw.rtl.multi_exit import MultiExitRtl
+
+    h = ctx.config.hardware
+    board = load_board(h.board)
+    built = read_json(ctx.out, BITSTREAM_FILE)
+    design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER)
+    folder = ctx.out / PACKAGE_FOLDER
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    files = {"thresholds.json": ctx.out / THRESHOLDS_FILE, "board.json": board_file(board.name)}
+    if built["built"]:
+        files["design.bit"] = ctx.out / built["bitstream"]
+        files["design.hwh"] = ctx.out / built["hardware_handoff"]
+    for name, src in files.items():
+        shutil.copyfile(src, folder / name)
+    from btsee.steps.common import load_splits
+
+    n = min(PACKAGE_IMAGES, len(load_splits(ctx).test.images))
+    images = load_splits(ctx).test.images[:n]  # (n, C, H, W) uint8
+    expected, _, _ = golden_design_result(ctx, n)
+    np.savez(folder / "test_vectors.npz", images=images, classes=expected.classes.astype(np.int64),
+             exit_index=expected.exit_index.astype(np.int64))
+    atomic_write_json(folder / "driver.json", {
+        "board": board.name, "ps": board.ps, "clock_mhz": 1000.0 / h.clock_ns(), "top": design.top,
+        "input": {"elems": design.input.elems, "bits": design.input.bits, "signed": design.input.signed,
+                  "width": design.input.width, "words_per_image": design.input.words_per_frame},
+        "output": {"width": design.output_width, "class_bits": design.class_bits, "exits": design.exits,
+                   "classes": design.classes, "layout": "bits [class_bits-1:0] class, the bits above the exit index"},
+        "dma": {"ip": "axi_dma", "batch_gpio": "batch", "tlast_every": "batch words"},
+        "bitstream_built": built["built"]})
+    manifest = {"files": {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.name != "manifest.json"},
+                "images": n, "bitstream_built": built["built"], "board": board.name}
+    atomic_write_json(folder / PACKAGE_MANIFEST.split("/")[-1], manifest)
+    ctx.log(f"  {folder}: {len(manifest['files'])} files ({'with' if built['built'] else 'without'} a bitstream), "
+            f"{n} test images with the golden class and exit index")
+    update_report(ctx.out, {"package": {"folder": PACKAGE_FOLDER, "files": sorted(manifest["files"]),
+                                        "images": n, "bitstream_built": built["built"]}})
+    return ctx

@@ -1,0 +1,93 @@
+"""The pipeline model on cases with a known answer, and the folding search's pieces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hw.fold.pipeline import PipelineError, PipelineSpec, simulate_pipeline
+from hw.fold.search import FoldOption, Topology, cheapest_meeting, fold_no_exit, pareto, reach_fractions
+
+N = 401  # the steady state spans 360 intervals: whole periods of the patterns below
+
+
+def _spec(buffers: int = 4, **kw) -> PipelineSpec:
+    base = dict(backbone_cycles=[100, 300], head_cycles=[80], frame_words=[10], buffer_frames=[buffers])
+    base.update(kw)
+    return PipelineSpec(**base)
+
+
+def test_all_images_exit_at_the_first_head():
+    """Segment 1 never runs: one image per max(segment 0, head 0) cycles."""
+    run = simulate_pipeline(_spec(), np.zeros(N, int))
+    assert run.steady_cycles_per_image == 100.0
+    assert run.total_cycles == 100.0 * N
+    assert run.busy[1] == 0.0
+
+
+def test_no_image_exits():
+    """Every image goes through: the slowest segment (300 cycles) sets the pace."""
+    run = simulate_pipeline(_spec(), np.ones(N, int))
+    assert run.steady_cycles_per_image == 300.0
+
+
+def test_alternating_images_share_the_slow_segment():
+    """Every other image goes on. The buffer's one output port forwards a frame while
+    segment 1 takes it (300 cycles), then drops the next image's frame (10 words): 310
+    cycles per two images."""
+    run = simulate_pipeline(_spec(buffers=4), np.arange(N) % 2)
+    assert run.steady_cycles_per_image == 155.0
+
+
+def test_a_one_frame_buffer_couples_the_segments():
+    """With one frame of buffer, segment 0 waits for segment 1 to take the frame before it
+    starts the next image: per two images 100 + 300 + 100 + 10 (the drop) = 510 cycles."""
+    run = simulate_pipeline(_spec(buffers=1), np.arange(N) % 2)
+    assert run.steady_cycles_per_image == 255.0
+    assert run.buffer_peak_frames == [1]
+
+
+def test_bursts_of_hard_images_need_deep_buffers():
+    """Runs of 8 easy then 8 hard images: on average the buffer's port is busy 8 x 200 +
+    8 x 10 cycles per 16 images (105 per image, segment 0 needs 100), but a burst of hard
+    images only flows at that pace through buffers that hold it."""
+    exits = (np.arange(N) // 8) % 2
+    runs = {d: simulate_pipeline(_spec(buffers=d, backbone_cycles=[100, 200]), exits) for d in (2, 4, 8, 16)}
+    paces = [runs[d].steady_cycles_per_image for d in (2, 4, 8, 16)]
+    assert paces == sorted(paces, reverse=True) and paces[0] > 1.4 * 105
+    assert 105.0 <= paces[-1] < 1.02 * 105
+    assert [runs[d].buffer_peak_frames[0] for d in (2, 4, 8, 16)] == [2, 4, 8, 16]
+
+
+def test_bad_specs_name_the_field():
+    with pytest.raises(PipelineError, match="backbone_cycles"):
+        PipelineSpec([100], [80], [10], [2])
+    with pytest.raises(PipelineError, match="buffer_frames"):
+        PipelineSpec([100, 300], [80], [10], [0])
+    with pytest.raises(PipelineError, match="exits: indices"):
+        simulate_pipeline(_spec(), np.array([0, 2]))
+
+
+def _opt(cycles: int, lut: float, dsp: float = 0.0) -> FoldOption:
+    return FoldOption(1e8 / cycles, cycles, lut, 0.0, dsp)
+
+
+def test_cheapest_folding_that_keeps_up():
+    ladder = [_opt(1000, 100), _opt(500, 300), _opt(250, 900)]
+    assert cheapest_meeting(ladder, 600).cycles == 500
+    assert cheapest_meeting(ladder, 1000).cycles == 1000
+    assert cheapest_meeting(ladder, 100).cycles == 250  # none keeps up: the fastest
+
+
+def test_reach_and_the_no_exit_chain():
+    assert reach_fractions(np.array([0, 1, 2, 2]), 2) == [1.0, 0.75, 0.5]
+    ladders = {"b0": [_opt(1000, 10), _opt(400, 30)], "b1": [_opt(2000, 10), _opt(500, 40)]}
+    d = fold_no_exit(ladders, Topology(["b0", "b1"], ["h0"]), rate=1e8 / 600, clock_hz=1e8)
+    assert d.cycles_per_image == 500 and d.choice["b0"].cycles == 400
+
+
+def test_the_front_drops_dominated_designs():
+    from hw.fold.search import Design
+
+    designs = [Design("x", 1, {}, {"LUT": lut, "BRAM18": 0, "DSP": 0}, fps, 1) for lut, fps in
+               [(100, 10), (200, 5), (300, 20), (300, 15), (400, 20)]]
+    assert [(d.resources["LUT"], d.fps) for d in pareto(designs)] == [(100, 10), (300, 20)]

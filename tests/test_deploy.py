@@ -1,0 +1,127 @@
+"""The fold, bitstream and package steps on the tiny run: the folding search's report, the
+Vivado build folder (its Tcl run under tclsh with a stub for every Vivado command), `btsee
+bitstream` without Vivado, and the deploy package's manifest."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import btsee
+
+VIVADO_COMMANDS = [
+    "create_project", "set_property", "add_files", "update_compile_order", "create_bd_design", "create_bd_cell",
+    "apply_bd_automation", "get_bd_intf_pins", "get_bd_pins", "get_bd_cells", "connect_bd_intf_net",
+    "connect_bd_net", "assign_bd_address", "validate_bd_design", "save_bd_design", "make_wrapper", "get_files",
+    "generate_target", "launch_runs", "wait_on_run", "get_runs", "get_property", "current_project",
+    "current_fileset"]
+STUBS = """
+set calls {}
+foreach cmd {%s} {
+  proc $cmd {args} [format {lappend ::calls [list %%s {*}$args]; return %%s} $cmd $cmd]
+}
+proc get_property {name args} { lappend ::calls [list get_property $name {*}$args]; return "100%%" }
+rename file _file
+proc file {sub args} {
+  if {$sub eq "copy"} { lappend ::calls [list file_copy {*}$args]; return }
+  return [_file $sub {*}$args]
+}
+source [lindex $argv 0]
+foreach c $calls { puts "CALL $c" }
+"""
+
+
+def _calls(build: Path, tmp_path: Path) -> list[list[str]]:
+    stub = tmp_path / "stubs.tcl"
+    stub.write_text(STUBS % " ".join(VIVADO_COMMANDS))
+    out = subprocess.run(["tclsh", str(stub), str(build / "build.tcl")], check=True, capture_output=True,
+                         text=True, cwd=tmp_path).stdout
+    return [line[5:].split() for line in out.splitlines() if line.startswith("CALL ")]
+
+
+def test_fold_reports_both_designs(tiny_run):
+    report = json.loads((tiny_run / "report.json").read_text())
+    t = report["throughput_fps"]
+    assert t["early_exit"] > 0 and t["no_exit"] > 0 and t["ratio"] == pytest.approx(t["early_exit"] / t["no_exit"], 1e-3)
+    assert t["budget_lut"] == 53200 and "pipeline model" in t["source"]
+    manifest = json.loads((tiny_run / "fold" / "manifest.json").read_text())
+    assert {s["name"] for s in manifest["segments"]} == set(t["segments"])
+    for seg in manifest["segments"]:
+        assert seg["folded_file"].startswith("fold/") and (tiny_run / seg["folded_file"]).is_file()
+        assert seg["estimate"]["cycles_per_frame"] == t["segments"][seg["name"]]["cycles_per_frame"]
+    assert (tiny_run / "fold" / "throughput.png").is_file()
+    model = report["rtl"]["multi_exit"]["pipeline_model"]
+    assert model["rtl"]["cycles_first_pixel_to_last_decision"] > 0
+
+
+def test_the_build_tcl_runs_under_tclsh_with_vivado_stubbed(tiny_run, tmp_path):
+    if shutil.which("tclsh") is None:
+        pytest.fail("tclsh is missing: scripts/setup.sh installs the tcl package")
+    build = tiny_run / "bitstream"
+    calls = _calls(build, tmp_path)
+    names = [c[0] for c in calls]
+    order = ["create_project", "add_files", "create_bd_design", "create_bd_cell", "apply_bd_automation",
+             "connect_bd_intf_net", "assign_bd_address", "validate_bd_design", "save_bd_design", "make_wrapper",
+             "generate_target", "launch_runs", "wait_on_run", "file_copy"]
+    firsts = [names.index(n) for n in order]
+    assert firsts == sorted(firsts), dict(zip(order, firsts))
+    cells = [c[-1] for c in calls if c[0] == "create_bd_cell"]
+    assert cells == ["ps", "dma", "batch", "design", "last"]
+    module = [c for c in calls if c[0] == "create_bd_cell" and c[-1] == "design"][0]
+    assert "btsee_multi_exit" in module
+    added = [p for c in calls if c[0] == "add_files" for p in c[1:] if not p.startswith("-")]
+    sources = [p.strip("[]{}") for p in added if p.strip("[]{}") not in ("list",)]
+    generated = [p for p in sources if "/vivado/" in p]  # the wrapper Vivado writes itself
+    assert len(generated) == 1
+    present = [p for p in sources if p not in generated]
+    assert present and all(Path(p).is_file() for p in present), [p for p in present if not Path(p).is_file()]
+    assert any(p.endswith("axis_last.sv") for p in present)
+    copies = [c[-1] for c in calls if c[0] == "file_copy"]
+    assert [Path(p).suffix for p in copies] == [".bit", ".hwh"]
+
+
+def test_bitstream_without_vivado_exits_2_with_the_command(tiny_run_copy):
+    r = btsee("bitstream", str(tiny_run_copy / "config.json"), "--out", str(tiny_run_copy), "--board", "pynq-z2",
+              check=False)
+    assert r.returncode == 2
+    assert "Vivado is not on PATH" in r.stderr and "vivado -mode batch -source build.tcl" in r.stderr
+    doc = json.loads((tiny_run_copy / "bitstream" / "bitstream.json").read_text())
+    assert doc["built"] is False
+    for f in ("build.tcl", "block_design.tcl", "src/axis_last.sv"):
+        assert (tiny_run_copy / "bitstream" / f).is_file(), f
+    assert sorted(p.stem for p in (tiny_run_copy / "bitstream" / "finn").glob("*.json")) == sorted(
+        json.loads((tiny_run_copy / "report.json").read_text())["throughput_fps"]["segments"])
+    r = btsee("bitstream", str(tiny_run_copy / "config.json"), "--out", str(tiny_run_copy), "--board", "zcu104",
+              check=False)
+    assert r.returncode == 2 and "hardware.board is 'pynq-z2', BOARD is 'zcu104'" in r.stderr
+
+
+def test_the_package_pins_every_file(tiny_run):
+    from calib.schema import sha256_of
+
+    pkg = tiny_run / "package"
+    manifest = json.loads((pkg / "manifest.json").read_text())
+    assert set(manifest["files"]) == {p.name for p in pkg.iterdir()} - {"manifest.json"}
+    assert {"thresholds.json", "board.json", "driver.json", "test_vectors.npz"} <= set(manifest["files"])
+    for name, digest in manifest["files"].items():
+        assert sha256_of(pkg / name) == digest, name
+    vectors = np.load(pkg / "test_vectors.npz")
+    rtl = json.loads((tiny_run / "rtl" / "rtl.json").read_text())
+    n = manifest["images"]
+    assert vectors["images"].shape[0] == vectors["classes"].shape[0] == vectors["exit_index"].shape[0] == n
+    assert np.array_equal(np.bincount(vectors["exit_index"][:8], minlength=4),
+                          rtl["multi_exit"]["free_running"]["exits_taken"])
+
+
+def test_a_budget_nothing_fits_is_a_config_error(tiny_run_copy):
+    cfg = json.loads((tiny_run_copy / "config.json").read_text())
+    cfg["hardware"]["lut_budget"] = 100
+    path = tiny_run_copy / "small.json"
+    path.write_text(json.dumps(cfg))
+    r = btsee("run", str(path), "--out", str(tiny_run_copy), "--from", "fold", "--to", "fold", check=False)
+    assert r.returncode == 2
+    assert "hardware.lut_budget 100: no early-exit folding fits it" in r.stderr
