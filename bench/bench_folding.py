@@ -39,7 +39,6 @@ def luts(r: dict) -> int:
 def no_exit_design(ctx, folding: dict) -> dict:
     """The no-exit design's backbone segments: FINN's folding at the search's targets, RTL,
     Yosys synthesis and a free-running simulation of each (two at a time)."""
-    import hw  # noqa: F401  (ColumnMax and the qonnx domain aliases)
     from boards import load_board
     from btsee.run_folder import DATAFLOW_MANIFEST, read_manifest
     from btsee.steps.rtl import _golden_streams, _simulate_segment

@@ -14,9 +14,9 @@ from boards import board_file
 from btsee.config import Config
 from btsee.flow import Step
 from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, BITSTREAM_FILE, DATA_SUMMARY,
-                              DATAFLOW_MANIFEST, EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE, HEAD_MACS,
-                              HEADS_FILE, LOGITS_FILE, PACKAGE_MANIFEST, RTL_FILE, SIMULATION_FILE, SPLIT_FILE,
-                              SYNTH_FILE, THRESHOLDS_FILE)
+                              DATAFLOW_MANIFEST, EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE,
+                              HEAD_MACS, HEADS_FILE, LOGITS_FILE, PACKAGE_MANIFEST, RTL_FILE, SIMULATION_FILE,
+                              SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE)
 from btsee.steps.calibration import step_calibrate, step_evaluate
 from btsee.steps.common import integer_form_missing
 from btsee.steps.deploy import step_bitstream, step_package

@@ -49,7 +49,8 @@ def topology_of(manifest: dict):
     from hw.fold.search import Topology
 
     segs = manifest["segments"]
-    return Topology([s["name"] for s in segs if s["kind"] == "backbone"], [s["name"] for s in segs if s["kind"] == "head"])
+    return Topology([s["name"] for s in segs if s["kind"] == "backbone"],
+                    [s["name"] for s in segs if s["kind"] == "head"])
 
 
 def build_ladders(ctx: Context, manifest: dict, work: Path, targets: list[float]) -> tuple[dict, dict]:
@@ -80,7 +81,7 @@ def step_fold(ctx: Context) -> Context:
     """Ladders, the sweep, the chosen designs (fold/folding.json), their folded graphs and
     manifest (fold/manifest.json), report.json `throughput_fps` and fold/throughput.png."""
     from hw.fold.pipeline import PipelineSpec, simulate_pipeline
-    from hw.fold.search import (LUT_MODEL_SOURCE, best_within, fold_early_exit, ladder_targets,
+    from hw.fold.search import (LUT_MODEL_SOURCE, best_within, cheapest_meeting, fold_early_exit, ladder_targets,
                                 ratio_curve, reach_fractions, search)
 
     h = ctx.config.hardware
@@ -103,15 +104,17 @@ def step_fold(ctx: Context) -> Context:
         no_exit = best_within(results[frames[0]].no_exit, within)
         if h.folding == "uniform":
             f = frames[0]
-            uniform = {n: min(lad, key=lambda o: abs(o.target_fps - h.target_fps)) for n, lad in ladders.items()}
+            uniform = {n: cheapest_meeting(lad, clock_hz / h.target_fps) for n, lad in ladders.items()}
             chosen = fold_early_exit({n: [o] for n, o in uniform.items()}, topo, reach, h.target_fps, clock_hz, val, f)
         elif candidates:
             chosen, f = max(candidates, key=lambda c: (round(c[0].fps, 1), -c[0].resources["LUT"], -c[1]))
         else:
+            smallest = min((d.resources["LUT"] for r in results.values() for d in r.early_exit), default=float("nan"))
             raise ConfigError(f"hardware.lut_budget {budget:,.0f}: no early-exit folding fits it and {board.name}'s "
-                            f"BRAM18/DSP; the smallest needs {min(d.resources['LUT'] for r in results.values() for d in r.early_exit):,.0f} LUT")
+                              f"BRAM18/DSP; the smallest needs {smallest:,.0f} LUT")
         entries = _write_chosen(ctx, manifest, chosen, estimates)
-    spec = PipelineSpec([chosen.choice[b].cycles for b in topo.backbones], [chosen.choice[x].cycles for x in topo.heads],
+    spec = PipelineSpec([chosen.choice[b].cycles for b in topo.backbones],
+                        [chosen.choice[x].cycles for x in topo.heads],
                         [chosen.choice[b].out_words for b in topo.backbones[:-1]], [f] * len(topo.heads))
     replay = simulate_pipeline(spec, test)
     ee_fps = clock_hz / replay.steady_cycles_per_image
@@ -137,7 +140,8 @@ def step_fold(ctx: Context) -> Context:
     ctx.log(f"  {h.folding} folding within {budget:,.0f} LUT (modelled): early exit {ee_fps:,.0f} images/s "
             f"(test sequence, {f}-frame buffers, {chosen.resources['LUT']:,.0f} LUT, {chosen.resources['DSP']:g} DSP, "
             f"{chosen.resources['BRAM18']:g} BRAM18), no exit "
-            + (f"{ne_fps:,.0f} images/s ({no_exit.resources['LUT']:,.0f} LUT): {ratio}x" if no_exit else "does not fit"))
+            + (f"{ne_fps:,.0f} images/s ({no_exit.resources['LUT']:,.0f} LUT): {ratio}x" if no_exit
+               else "does not fit"))
     update_report(ctx.out, {"throughput_fps": {
         "no_exit": ne_fps and round(ne_fps, 1), "early_exit": round(ee_fps, 1), "ratio": ratio,
         "budget_lut": budget, "source": "pipeline model (hw.fold.pipeline) on FINN's cycles per frame replaying the "

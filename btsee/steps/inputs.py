@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Callable
 
 from btsee.flow import Context
-from btsee.run_folder import (BITSTREAM_FILE, BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, DATA_SUMMARY, DATAFLOW_MANIFEST,
-                              EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE, HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE,
-                              SPLIT_FILE, THRESHOLDS_FILE, load_logits, read_json, read_manifest, read_thresholds)
+from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, BITSTREAM_FILE, DATA_SUMMARY,
+                              DATAFLOW_MANIFEST, EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE,
+                              HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE, SPLIT_FILE, THRESHOLDS_FILE, load_logits,
+                              read_json, read_manifest, read_thresholds)
 from btsee.steps.common import backbone, load_splits, model_spec
 from btsee.steps.rtl import read_rtl
 
