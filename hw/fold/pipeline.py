@@ -27,8 +27,10 @@ from typing import Sequence
 
 import numpy as np
 
+from calib.errors import BtseeError
 
-class PipelineError(ValueError):
+
+class PipelineError(BtseeError, ValueError):
     """Inconsistent pipeline parameters (names the field)."""
 
 
