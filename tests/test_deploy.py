@@ -48,7 +48,10 @@ def test_fold_reports_both_designs(tiny_run):
     t = report["throughput_fps"]
     assert t["early_exit"] > 0 and t["no_exit"] > 0
     assert t["ratio"] == pytest.approx(t["early_exit"] / t["no_exit"], rel=1e-3)
-    assert t["budget_lut"] == 53200 and "pipeline model" in t["source"]
+    assert t["budget_lut"] == 10000 and "pipeline model" in t["source"]
+    folding = json.loads((tiny_run / "fold" / "folding.json").read_text())
+    assert folding["early_exit"]["resources"]["LUT"] <= 10000
+    assert folding["no_exit"]["resources"]["LUT"] <= 10000
     manifest = json.loads((tiny_run / "fold" / "manifest.json").read_text())
     assert {s["name"] for s in manifest["segments"]} == set(t["segments"])
     for seg in manifest["segments"]:

@@ -12,12 +12,15 @@ import numpy as np
 from boards import board_file, load_board
 from btsee.flow import Context
 from btsee.report import update_report
-from btsee.run_folder import BITSTREAM_FILE, FOLD_MANIFEST, PACKAGE_MANIFEST, THRESHOLDS_FILE, read_json, read_manifest
+from btsee.run_folder import (BITSTREAM_FILE, FOLD_MANIFEST, PACKAGE_MANIFEST, RTL_FILE, THRESHOLDS_FILE, read_json,
+                              read_manifest)
 from calib.atomic import atomic_write_json
 from calib.schema import sha256_of
 
 BUILD_FOLDER = "bitstream"
 PACKAGE_FOLDER = "package"
+NO_DESIGN = ("no bitstream: the rtl step built no whole multi-exit design (report.json rtl.multi_exit.not_covered "
+             "says why)")
 PACKAGE_IMAGES = 200
 """Test images in the package, with the golden simulator's class and exit index for each."""
 
@@ -41,9 +44,16 @@ def step_bitstream(ctx: Context) -> Context:
 
     h = ctx.config.hardware
     board = load_board(h.board)
+    folder = ctx.out / BUILD_FOLDER
+    if read_json(ctx.out, RTL_FILE).get("multi_exit") is None:
+        doc = {"board": board.name, "part": board.part, "build_script": "", "sources": 0, "vivado": None,
+               "built": False, "missing": NO_DESIGN}
+        ctx.log(f"  {NO_DESIGN}")
+        atomic_write_json(ctx.out / BITSTREAM_FILE, doc)
+        update_report(ctx.out, {"bitstream": {k: doc[k] for k in ("board", "built", "vivado", "missing")}})
+        return ctx
     design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER)
     manifest = read_manifest(ctx.out, FOLD_MANIFEST)
-    folder = ctx.out / BUILD_FOLDER
     build = write_build_folder(design, board, h.clock_ns(), manifest["segments"], ctx.out, folder)
     for stale in (build.bitstream, build.hardware_handoff):
         stale.unlink(missing_ok=True)
@@ -73,7 +83,7 @@ def step_package(ctx: Context) -> Context:
     h = ctx.config.hardware
     board = load_board(h.board)
     built = read_json(ctx.out, BITSTREAM_FILE)
-    design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER)
+    design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER) if read_json(ctx.out, RTL_FILE).get("multi_exit") else None
     folder = ctx.out / PACKAGE_FOLDER
     if folder.exists():
         shutil.rmtree(folder)
@@ -91,14 +101,7 @@ def step_package(ctx: Context) -> Context:
     expected, _, _ = golden_design_result(ctx, n)
     np.savez(folder / "test_vectors.npz", images=images, classes=expected.classes.astype(np.int64),
              exit_index=expected.exit_index.astype(np.int64))
-    atomic_write_json(folder / "driver.json", {
-        "board": board.name, "ps": board.ps, "clock_mhz": 1000.0 / h.clock_ns(), "top": design.top,
-        "input": {"elems": design.input.elems, "bits": design.input.bits, "signed": design.input.signed,
-                  "width": design.input.width, "words_per_image": design.input.words_per_frame},
-        "output": {"width": design.output_width, "class_bits": design.class_bits, "exits": design.exits,
-                   "classes": design.classes, "layout": "bits [class_bits-1:0] class, the bits above the exit index"},
-        "dma": {"ip": "axi_dma", "batch_gpio": "batch", "tlast_every": "batch words"},
-        "bitstream_built": built["built"]})
+    atomic_write_json(folder / "driver.json", driver_inputs(board, design, h.clock_ns(), built["built"]))
     manifest = {"files": {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.name != "manifest.json"},
                 "images": n, "bitstream_built": built["built"], "board": board.name}
     atomic_write_json(folder / PACKAGE_MANIFEST.split("/")[-1], manifest)
@@ -107,3 +110,18 @@ def step_package(ctx: Context) -> Context:
     update_report(ctx.out, {"package": {"folder": PACKAGE_FOLDER, "files": sorted(manifest["files"]),
                                         "images": n, "bitstream_built": built["built"]}})
     return ctx
+
+
+def driver_inputs(board, design, clock_ns: float, built: bool) -> dict:
+    """What the board driver needs to stream images through `design` (a MultiExitRtl, or None
+    when the rtl step built no whole design): word formats, the decision layout, the DMA."""
+    if design is None:
+        return {"board": board.name, "ps": board.ps, "design": None, "why": NO_DESIGN}
+    return {"board": board.name, "ps": board.ps, "clock_mhz": 1000.0 / clock_ns, "design": design.top,
+            "input": {"elems": design.input.elems, "bits": design.input.bits, "signed": design.input.signed,
+                      "width": design.input.width, "words_per_image": design.input.words_per_frame},
+            "output": {"width": design.output_width, "class_bits": design.class_bits, "exits": design.exits,
+                       "classes": design.classes,
+                       "layout": "bits [class_bits-1:0] the class, the bits above it the exit index"},
+            "dma": {"ip": "axi_dma", "batch_gpio": "batch", "tlast_every": "batch decision words"},
+            "bitstream_built": built}
