@@ -7,10 +7,11 @@ the distinct foldings (cycles per frame, BRAM18, DSP, FINN's LUT). Their LUTs ar
 modelled (`modelled_luts`): FINN counts 0 LUT for the RTL MVU, so its LUT estimate hardly
 moves with folding, while synthesis puts about 190 LUTs around every DSP of the MVU.
 
-`fold_design` picks, for a rate R, each segment's cheapest folding that keeps up with
-R x (the fraction of images reaching it); `search` sweeps R and gives the designs on the
-LUT-throughput front, the early-exit one scored by the pipeline model (`hw.fold.pipeline`)
-replaying a sequence of exits, the no-exit one (backbone only) by its slowest segment.
+`fold_early_exit` picks, for a rate R, each segment's and head's cheapest folding that keeps
+up with R x (the fraction of images reaching it) and scores the design with the pipeline
+model (`hw.fold.pipeline`) replaying a sequence of exits; `fold_no_exit` folds the backbone
+alone for R, as fast as its slowest segment; `search` sweeps R and keeps each kind's
+LUT-throughput front within the board's BRAM18 and DSP.
 """
 from __future__ import annotations
 
