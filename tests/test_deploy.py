@@ -136,11 +136,19 @@ def test_the_package_pins_every_file(tiny_run):
                           rtl["multi_exit"]["free_running"]["exits_taken"])
 
 
-def test_a_budget_nothing_fits_is_a_config_error(tiny_run_copy):
-    cfg = json.loads((tiny_run_copy / "config.json").read_text())
-    cfg["hardware"]["lut_budget"] = 100
-    path = tiny_run_copy / "small.json"
-    path.write_text(json.dumps(cfg))
-    r = btsee("run", str(path), "--out", str(tiny_run_copy), "--from", "fold", "--to", "fold", check=False)
-    assert r.returncode == 2
-    assert "hardware.lut_budget 100: no early-exit folding fits it" in r.stderr
+def test_the_fastest_design_within_the_budget_is_chosen():
+    from btsee.config import ConfigError
+    from btsee.steps.folding import choose_design
+    from hw.fold.search import Design, SearchResult
+
+    def design(lut, fps, bram=0):
+        return Design("early_exit", 1, {}, {"LUT": lut, "BRAM18": bram, "DSP": 0}, fps, 1)
+
+    results = {2: SearchResult([design(100, 10), design(300, 20), design(500, 40)], []),
+               4: SearchResult([design(120, 15), design(300, 25, bram=900), design(450, 30)], [])}
+    limits = {"BRAM18": 280, "DSP": 220}
+    assert choose_design(results, 320, limits, "b") == (results[2].early_exit[1], 2)  # 4 frames' 300 is over BRAM
+    assert choose_design(results, 460, limits, "b") == (results[4].early_exit[2], 4)
+    with pytest.raises(ConfigError, match="hardware.lut_budget 90: no early-exit folding fits it and b's BRAM18/DSP; "
+                                          "the smallest needs 100 LUT"):
+        choose_design(results, 90, limits, "b")

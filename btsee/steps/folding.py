@@ -77,6 +77,21 @@ def build_ladders(ctx: Context, manifest: dict, work: Path, targets: list[float]
     return ladders, estimates
 
 
+def choose_design(results: dict, budget: float, limits: dict[str, float], board: str):
+    """(design, buffer frames): the fastest early-exit design of the searches `results`
+    ({buffer frames: SearchResult}) within `budget` LUTs and the board's `limits` (ties: fewer
+    LUTs, then shallower buffers); none fitting is a ConfigError naming hardware.lut_budget."""
+    from hw.fold.search import best_within
+
+    within = dict(limits, LUT=budget)
+    candidates = [(d, f) for f, r in results.items() if (d := best_within(r.early_exit, within))]
+    if not candidates:
+        smallest = min((d.resources["LUT"] for r in results.values() for d in r.early_exit), default=float("nan"))
+        raise ConfigError(f"hardware.lut_budget {budget:,.0f}: no early-exit folding fits it and {board}'s "
+                          f"BRAM18/DSP; the smallest needs {smallest:,.0f} LUT")
+    return max(candidates, key=lambda c: (round(c[0].fps, 1), -c[0].resources["LUT"], -c[1]))
+
+
 def step_fold(ctx: Context) -> Context:
     """Ladders, the sweep, the chosen designs (fold/folding.json), their folded graphs and
     manifest (fold/manifest.json), report.json `throughput_fps` and fold/throughput.png."""
@@ -99,19 +114,13 @@ def step_fold(ctx: Context) -> Context:
     with tempfile.TemporaryDirectory(prefix="fold-", dir=ctx.out) as tmp:
         ladders, estimates = build_ladders(ctx, manifest, Path(tmp), targets)
         results = {f: search(ladders, topo, val, clock_hz, rates, f, limits) for f in frames}
-        within = dict(limits, LUT=budget)
-        candidates = [(d, f) for f, r in results.items() if (d := best_within(r.early_exit, within))]
-        no_exit = best_within(results[frames[0]].no_exit, within)
+        no_exit = best_within(results[frames[0]].no_exit, dict(limits, LUT=budget))
         if h.folding == "uniform":
             f = frames[0]
             uniform = {n: cheapest_meeting(lad, clock_hz / h.target_fps) for n, lad in ladders.items()}
             chosen = fold_early_exit({n: [o] for n, o in uniform.items()}, topo, reach, h.target_fps, clock_hz, val, f)
-        elif candidates:
-            chosen, f = max(candidates, key=lambda c: (round(c[0].fps, 1), -c[0].resources["LUT"], -c[1]))
         else:
-            smallest = min((d.resources["LUT"] for r in results.values() for d in r.early_exit), default=float("nan"))
-            raise ConfigError(f"hardware.lut_budget {budget:,.0f}: no early-exit folding fits it and {board.name}'s "
-                              f"BRAM18/DSP; the smallest needs {smallest:,.0f} LUT")
+            chosen, f = choose_design(results, budget, limits, board.name)
         entries = _write_chosen(ctx, manifest, chosen, estimates)
     spec = PipelineSpec([chosen.choice[b].cycles for b in topo.backbones],
                         [chosen.choice[x].cycles for x in topo.heads],
