@@ -182,8 +182,8 @@ class HardwareConfig:
     (each segment for the share of images reaching it, the fastest design within
     `lut_budget`) or uniform (every segment at `target_fps`, exits ignored)."""
     lut_budget: int | None = None
-    """LUTs (LUT + LUTRAM, as synthesized) the exit-aware design may use; null = the
-    board's. BRAM18 and DSP are bounded by the board."""
+    """LUTs (LUT + LUTRAM, as the fold step models synthesis: `hw.fold.search`) the
+    exit-aware design may use; null = the board's. BRAM18 and DSP are bounded by the board."""
     buffer_frames: int | None = None
     """Frames each conditional buffer holds; null = the search picks it (2 to 8) with the
     pipeline model."""
