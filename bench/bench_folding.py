@@ -62,7 +62,7 @@ def no_exit_design(ctx, folding: dict) -> dict:
                                f"{chosen[seg['name']]['cycles_per_frame']}")
         folded = est.folded_graph.relative_to(RUN)
         segments.append(dict(seg, folded_file=str(folded), estimate=est.to_dict()))
-    golden = _golden_streams(ctx, dict(manifest, segments=manifest["segments"]), segments, IMAGES)
+    golden = _golden_streams(ctx, manifest, segments, IMAGES)
     rtls = {s["name"]: generate_segment(s["name"], RUN / s["folded_file"], RUN / WORK / "rtl" / s["name"],
                                         board.part, h.clock_ns()) for s in segments}
 

@@ -36,23 +36,29 @@ def missing_vivado_message(build: Path, board: str) -> str:
             f"cd {build} && vivado -mode batch -source build.tcl")
 
 
+def whole_design(ctx: Context):
+    """The rtl step's whole multi-exit design (MultiExitRtl), or None when it built none."""
+    from btsee.steps.rtl_design import DESIGN_FOLDER
+    from hw.rtl.multi_exit import MultiExitRtl
+
+    return MultiExitRtl.load(ctx.out / DESIGN_FOLDER) if read_json(ctx.out, RTL_FILE).get("multi_exit") else None
+
+
 def step_bitstream(ctx: Context) -> Context:
     """The build folder of the whole design (rtl step) for the board; Vivado runs when present."""
-    from hw.rtl.multi_exit import MultiExitRtl
     from hw.vivado.project import run_vivado, vivado_version, write_build_folder
-    from btsee.steps.rtl_design import DESIGN_FOLDER
 
     h = ctx.config.hardware
     board = load_board(h.board)
     folder = ctx.out / BUILD_FOLDER
-    if read_json(ctx.out, RTL_FILE).get("multi_exit") is None:
+    design = whole_design(ctx)
+    if design is None:
         doc = {"board": board.name, "part": board.part, "build_script": "", "sources": 0, "vivado": None,
                "built": False, "missing": NO_DESIGN}
         ctx.log(f"  {NO_DESIGN}")
         atomic_write_json(ctx.out / BITSTREAM_FILE, doc)
         update_report(ctx.out, {"bitstream": {k: doc[k] for k in ("board", "built", "vivado", "missing")}})
         return ctx
-    design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER)
     manifest = read_manifest(ctx.out, FOLD_MANIFEST)
     build = write_build_folder(design, board, h.clock_ns(), manifest["segments"], ctx.out, folder)
     for stale in (build.bitstream, build.hardware_handoff):
@@ -77,13 +83,13 @@ def step_bitstream(ctx: Context) -> Context:
 
 def step_package(ctx: Context) -> Context:
     """The deploy folder: everything the board runtime needs, each file's SHA-256 in manifest.json."""
-    from btsee.steps.rtl_design import DESIGN_FOLDER, golden_design_result
-    from hw.rtl.multi_exit import MultiExitRtl
+    from btsee.steps.common import load_splits
+    from btsee.steps.rtl_design import golden_design_result
 
     h = ctx.config.hardware
     board = load_board(h.board)
     built = read_json(ctx.out, BITSTREAM_FILE)
-    design = MultiExitRtl.load(ctx.out / DESIGN_FOLDER) if read_json(ctx.out, RTL_FILE).get("multi_exit") else None
+    design = whole_design(ctx)
     folder = ctx.out / PACKAGE_FOLDER
     if folder.exists():
         shutil.rmtree(folder)
@@ -94,17 +100,16 @@ def step_package(ctx: Context) -> Context:
         files["design.hwh"] = ctx.out / built["hardware_handoff"]
     for name, src in files.items():
         shutil.copyfile(src, folder / name)
-    from btsee.steps.common import load_splits
-
-    n = min(PACKAGE_IMAGES, len(load_splits(ctx).test.images))
-    images = load_splits(ctx).test.images[:n]  # (n, C, H, W) uint8
+    images = load_splits(ctx).test.images[:PACKAGE_IMAGES]  # (n, C, H, W) uint8
+    n = len(images)
     expected, _, _ = golden_design_result(ctx, n)
     np.savez(folder / "test_vectors.npz", images=images, classes=expected.classes.astype(np.int64),
              exit_index=expected.exit_index.astype(np.int64))
     atomic_write_json(folder / "driver.json", driver_inputs(board, design, h.clock_ns(), built["built"]))
-    manifest = {"files": {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.name != "manifest.json"},
+    manifest_path = ctx.out / PACKAGE_MANIFEST
+    manifest = {"files": {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p != manifest_path},
                 "images": n, "bitstream_built": built["built"], "board": board.name}
-    atomic_write_json(folder / PACKAGE_MANIFEST.split("/")[-1], manifest)
+    atomic_write_json(manifest_path, manifest)
     ctx.log(f"  {folder}: {len(manifest['files'])} files ({'with' if built['built'] else 'without'} a bitstream), "
             f"{n} test images with the golden class and exit index")
     update_report(ctx.out, {"package": {"folder": PACKAGE_FOLDER, "files": sorted(manifest["files"]),

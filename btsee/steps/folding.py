@@ -45,7 +45,7 @@ def exit_sequence(ctx: Context, split: str) -> np.ndarray:
 
 
 def topology_of(manifest: dict):
-    """The chain of the dataflow manifest: backbone segments and heads in order."""
+    """The chain of a dataflow or fold manifest: backbone segments and heads in order."""
     from hw.fold.search import Topology
 
     segs = manifest["segments"]
@@ -95,9 +95,9 @@ def choose_design(results: dict, budget: float, limits: dict[str, float], board:
 def step_fold(ctx: Context) -> Context:
     """Ladders, the sweep, the chosen designs (fold/folding.json), their folded graphs and
     manifest (fold/manifest.json), report.json `throughput_fps` and fold/throughput.png."""
-    from hw.fold.pipeline import PipelineSpec, simulate_pipeline
+    from hw.fold.pipeline import simulate_pipeline
     from hw.fold.search import (LUT_MODEL_SOURCE, best_within, cheapest_meeting, fold_early_exit, ladder_targets,
-                                ratio_curve, reach_fractions, search)
+                                pipeline_spec, ratio_curve, reach_fractions, search)
 
     h = ctx.config.hardware
     board = load_board(h.board)
@@ -122,10 +122,7 @@ def step_fold(ctx: Context) -> Context:
         else:
             chosen, f = choose_design(results, budget, limits, board.name)
         entries = _write_chosen(ctx, manifest, chosen, estimates)
-    spec = PipelineSpec([chosen.choice[b].cycles for b in topo.backbones],
-                        [chosen.choice[x].cycles for x in topo.heads],
-                        [chosen.choice[b].out_words for b in topo.backbones[:-1]], [f] * len(topo.heads))
-    replay = simulate_pipeline(spec, test)
+    replay = simulate_pipeline(pipeline_spec(chosen.choice, topo, f), test)
     ee_fps = clock_hz / replay.steady_cycles_per_image
     ne_fps = no_exit.fps if no_exit else None
     budgets = sorted({round(board.resources["LUT"] * q / 10) for q in range(1, 11)} | {round(budget)})

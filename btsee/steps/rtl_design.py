@@ -51,16 +51,15 @@ def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: d
     """The pipeline model (`hw.fold.pipeline`) on the same images in the same order as the
     whole design's free-running simulation, once with the segments' cycles per frame measured
     alone in RTL and once with FINN's; the first against the simulation's cycles."""
+    from btsee.steps.folding import topology_of
     from hw.fold.pipeline import PipelineSpec, simulate_pipeline
 
-    segs = manifest["segments"]
-    backbones = [s["name"] for s in segs if s["kind"] == "backbone"]
-    heads = [s["name"] for s in segs if s["kind"] == "head"]
+    topo = topology_of(manifest)
     words = [int(b["frame_words"]) for b in buffers.values()]
     doc = {}
     for source in ("rtl", "finn_estimate"):
-        spec = PipelineSpec([cycles[b][source] for b in backbones], [cycles[x][source] for x in heads],
-                            words, [manifest["buffer_frames"]] * len(heads))
+        spec = PipelineSpec([cycles[b][source] for b in topo.backbones], [cycles[x][source] for x in topo.heads],
+                            words, [manifest["buffer_frames"]] * len(topo.heads))
         run = simulate_pipeline(spec, exits)
         doc[source] = {"cycles_first_pixel_to_last_decision": round(run.total_cycles),
                        "steady_cycles_per_image": round(run.steady_cycles_per_image, 1),

@@ -164,6 +164,14 @@ def _total(options: Sequence[FoldOption], extra: dict[str, float] | None = None)
     return res
 
 
+def pipeline_spec(choice: dict[str, FoldOption], topology: Topology, buffer_frames: int) -> PipelineSpec:
+    """The pipeline model's view of a folded design: each segment's and head's cycles per
+    frame, the frames the conditional buffers hold."""
+    buffered = [choice[b] for b in topology.backbones[:-1]]
+    return PipelineSpec([choice[b].cycles for b in topology.backbones], [choice[h].cycles for h in topology.heads],
+                        [o.out_words for o in buffered], [buffer_frames] * len(topology.heads))
+
+
 def fold_early_exit(ladders: dict[str, list[FoldOption]], topology: Topology, reach: Sequence[float],
                     rate: float, clock_hz: float, exits: np.ndarray, buffer_frames: int) -> Design:
     """The early-exit design for `rate`: segment k and head k folded for rate x reach[k],
@@ -174,11 +182,9 @@ def fold_early_exit(ladders: dict[str, list[FoldOption]], topology: Topology, re
         choice[name] = cheapest_meeting(ladders[name], budget)
         if k < len(topology.heads):
             choice[topology.heads[k]] = cheapest_meeting(ladders[topology.heads[k]], budget)
-    buffered = [choice[b] for b in topology.backbones[:-1]]
-    spec = PipelineSpec([choice[b].cycles for b in topology.backbones], [choice[h].cycles for h in topology.heads],
-                        [o.out_words for o in buffered], [buffer_frames] * len(topology.heads))
-    run = simulate_pipeline(spec, exits)
-    return Design("early_exit", rate, choice, _total(list(choice.values()), glue_resources(buffered, buffer_frames)),
+    run = simulate_pipeline(pipeline_spec(choice, topology, buffer_frames), exits)
+    glue = glue_resources([choice[b] for b in topology.backbones[:-1]], buffer_frames)
+    return Design("early_exit", rate, choice, _total(list(choice.values()), glue),
                   clock_hz / run.steady_cycles_per_image, run.steady_cycles_per_image, run.buffer_peak_frames)
 
 
