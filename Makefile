@@ -4,7 +4,7 @@ CONFIG  ?= configs/default.yaml
 OUT     ?= runs/default
 BOARD   ?= pynq-z2
 
-.PHONY: setup demo test bench bitstream clean
+.PHONY: setup demo test bench bitstream deploy clean
 
 setup:
 	@bash scripts/setup.sh
@@ -17,8 +17,17 @@ demo: setup
 bitstream: setup
 	$(PY) -m btsee.cli bitstream $(CONFIG) --out $(OUT) --board $(BOARD)
 
+# The package and the driver onto a PYNQ board over ssh, the on-device test run there, its JSON
+# report back into $(OUT)/board_test/pynq.json (without HOST: the usage).
+HOST    ?=
+PORT    ?= 22
+BOARD_PYTHON ?=
+deploy: setup
+	$(PY) -m boards.deploy --board $(BOARD) --host "$(HOST)" --port $(PORT) --package $(OUT)/package \
+		$(if $(BOARD_PYTHON),--python "$(BOARD_PYTHON)")
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: setup
 	$(PY) bench/run_all.py

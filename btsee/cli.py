@@ -4,6 +4,8 @@
     btsee sweep CONFIG --out DIR     # bts vs joint vs global threshold over the sweep section
     btsee simulate RUN [--images F.npy] [--thresholds F.json] [--save F.npz]
                                      # the golden simulator: class and exit index per image
+    btsee board-test PACKAGE [--device pynq|virtual|rtl] [--json F]
+                                     # a device against the package's golden outputs (boards/board_test.py)
     btsee steps                      # list the steps
     btsee config [CONFIG]            # print the (default or loaded) configuration as JSON
 
@@ -56,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, required=True, help="run folder (created if missing; finished steps are kept)")
     b.add_argument("--board", help="must equal the config's hardware.board (a check for `make bitstream BOARD=`)")
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    sub.add_parser("board-test", add_help=False,
+                   help="check a device (pynq, virtual, rtl) against a deploy package's golden class and exit "
+                        "index, image by image (btsee board-test --help for its options)")
     sub.add_parser("steps", help="list the steps in order")
     c = sub.add_parser("config", help="print a configuration with all defaults filled in")
     c.add_argument("config", type=Path, nargs="?")
@@ -66,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command; a BtseeError (bad config, input or artifact) is printed in one
     line with exit status 2 for the configuration, 1 otherwise, and its traceback too with
     --debug or BTSEE_DEBUG=1. Other exceptions are bugs and keep their traceback."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["board-test"]:  # its own parser and errors: the same command runs on the board
+        from boards.board_test import main as board_test_main
+
+        return board_test_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return _run_command(args)

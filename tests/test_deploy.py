@@ -124,14 +124,17 @@ def test_the_package_pins_every_file(tiny_run):
 
     pkg = tiny_run / "package"
     manifest = json.loads((pkg / "manifest.json").read_text())
-    assert set(manifest["files"]) == {p.name for p in pkg.iterdir()} - {"manifest.json"}
-    assert {"thresholds.json", "board.json", "driver.json", "test_vectors.npz"} <= set(manifest["files"])
+    on_disk = {p.relative_to(pkg).as_posix() for p in pkg.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == on_disk - {"manifest.json"}
+    assert {"thresholds.json", "board.json", "driver.json", "test_vectors.npz", "golden/manifest.json",
+            "rtl/multi_exit.json"} <= set(manifest["files"])
     for name, digest in manifest["files"].items():
         assert sha256_of(pkg / name) == digest, name
     vectors = np.load(pkg / "test_vectors.npz")
     rtl = json.loads((tiny_run / "rtl" / "rtl.json").read_text())
     n = manifest["images"]
     assert vectors["images"].shape[0] == vectors["classes"].shape[0] == vectors["exit_index"].shape[0] == n
+    assert vectors["labels"].shape == (n,)
     assert np.array_equal(np.bincount(vectors["exit_index"][:8], minlength=4),
                           rtl["multi_exit"]["free_running"]["exits_taken"])
 

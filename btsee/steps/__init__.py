@@ -95,9 +95,11 @@ STEPS: list[Step] = [
     Step("bitstream", step_bitstream, "the Vivado build folder of the design (built when Vivado is on PATH)",
          ("hardware",), inputs=(RTL_FILE, FOLD_MANIFEST, THRESHOLDS_FILE), outputs=(BITSTREAM_FILE,),
          cannot_run=_rtl_cannot_run, external_inputs=_board_file),
-    Step("package", step_package, "the deploy folder: bitstream when built, thresholds, driver inputs, test vectors",
-         ("hardware",), inputs=(BITSTREAM_FILE, RTL_FILE, THRESHOLDS_FILE, SPLIT_FILE, DATA_SUMMARY, BACKBONE_FILE,
-                                HEADS_FILE, DATAFLOW_MANIFEST),
-         outputs=(PACKAGE_MANIFEST,), cannot_run=_rtl_cannot_run, external_inputs=_board_file),
+    Step("package", step_package, "the deploy folder: bitstream when built, thresholds, driver inputs, test vectors, "
+                                  "the golden graphs and the RTL sources",
+         ("hardware",), inputs=(BITSTREAM_FILE, RTL_FILE, FOLD_MANIFEST, THRESHOLDS_FILE, SPLIT_FILE, DATA_SUMMARY,
+                                BACKBONE_FILE, HEADS_FILE, DATAFLOW_MANIFEST),
+         outputs=(PACKAGE_MANIFEST,), cannot_run=_rtl_cannot_run, external_inputs=_board_file,
+         version=2),  # 2: golden graphs, RTL sources and labels for the board runtime
 ]
 STEPS_BY_NAME = {s.name: s for s in STEPS}

@@ -82,7 +82,10 @@ def step_bitstream(ctx: Context) -> Context:
 
 
 def step_package(ctx: Context) -> Context:
-    """The deploy folder: everything the board runtime needs, each file's SHA-256 in manifest.json."""
+    """The deploy folder: everything the board runtime needs (boards/package.py names the
+    files), each file's SHA-256 in manifest.json."""
+    from boards.package import (BITSTREAM, DRIVER, GOLDEN_FOLDER, HARDWARE_HANDOFF, RTL_FOLDER, TEST_VECTORS,
+                                THRESHOLDS, package_files)
     from btsee.steps.common import load_splits
     from btsee.steps.rtl_design import golden_design_result
 
@@ -94,39 +97,73 @@ def step_package(ctx: Context) -> Context:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    files = {"thresholds.json": ctx.out / THRESHOLDS_FILE, "board.json": board_file(board.name)}
+    files = {THRESHOLDS: ctx.out / THRESHOLDS_FILE, "board.json": board_file(board.name)}
     if built["built"]:
-        files["design.bit"] = ctx.out / built["bitstream"]
-        files["design.hwh"] = ctx.out / built["hardware_handoff"]
+        files[BITSTREAM] = ctx.out / built["bitstream"]
+        files[HARDWARE_HANDOFF] = ctx.out / built["hardware_handoff"]
     for name, src in files.items():
         shutil.copyfile(src, folder / name)
-    images = load_splits(ctx).test.images[:PACKAGE_IMAGES]  # (n, C, H, W) uint8
+    _copy_golden_graphs(ctx, folder / GOLDEN_FOLDER)
+    if design is not None:
+        shutil.copytree(design.out_dir / "src", folder / RTL_FOLDER / "src")
+        shutil.copyfile(design.out_dir / "multi_exit.json", folder / RTL_FOLDER / "multi_exit.json")
+    test = load_splits(ctx).test
+    images = test.images[:PACKAGE_IMAGES]  # (n, C, H, W) uint8
     n = len(images)
     expected, _, _ = golden_design_result(ctx, n)
-    np.savez(folder / "test_vectors.npz", images=images, classes=expected.classes.astype(np.int64),
-             exit_index=expected.exit_index.astype(np.int64))
-    atomic_write_json(folder / "driver.json", driver_inputs(board, design, h.clock_ns(), built["built"]))
+    np.savez(folder / TEST_VECTORS, images=images, labels=np.asarray(test.labels[:n], np.int64),
+             classes=expected.classes.astype(np.int64), exit_index=expected.exit_index.astype(np.int64))
+    serial = sum(int(s["estimate"]["cycles_per_frame"]) for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"])
+    atomic_write_json(folder / DRIVER, driver_inputs(board, design, h.clock_ns(), built["built"], images.shape[1:],
+                                                     serial))
     manifest_path = ctx.out / PACKAGE_MANIFEST
-    manifest = {"files": {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p != manifest_path},
+    manifest = {"files": {name: sha256_of(folder / name) for name in package_files(folder)},
                 "images": n, "bitstream_built": built["built"], "board": board.name}
     atomic_write_json(manifest_path, manifest)
     ctx.log(f"  {folder}: {len(manifest['files'])} files ({'with' if built['built'] else 'without'} a bitstream), "
             f"{n} test images with the golden class and exit index")
-    update_report(ctx.out, {"package": {"folder": PACKAGE_FOLDER, "files": sorted(manifest["files"]),
+    update_report(ctx.out, {"package": {"folder": PACKAGE_FOLDER, "files": len(manifest["files"]),
                                         "images": n, "bitstream_built": built["built"]}})
     return ctx
 
 
-def driver_inputs(board, design, clock_ns: float, built: bool) -> dict:
+def _copy_golden_graphs(ctx: Context, folder: Path) -> None:
+    """The dataflow step's integer graph of every segment into `folder`, with a manifest in
+    the dataflow manifest's form (paths relative to the package): the virtual device's model."""
+    from btsee.run_folder import DATAFLOW_MANIFEST
+
+    folder.mkdir()
+    segments = []
+    for seg in read_manifest(ctx.out, DATAFLOW_MANIFEST)["segments"]:
+        name = f"{seg['name']}.onnx"
+        shutil.copyfile(ctx.out / seg["hw_file"], folder / name)
+        segments.append({"name": seg["name"], "kind": seg["kind"], "source": seg["source"],
+                         "input_type": seg.get("input_type"), "hw_file": f"{folder.name}/{name}"})
+    atomic_write_json(folder / "manifest.json", {"segments": segments})
+
+
+INPUT_ORDER = "NHWC"
+"""Pixel order of the input stream (FINN's layout after the input Transpose); the RTL
+device's agreement with the golden outputs in the board tests checks it."""
+
+
+def driver_inputs(board, design, clock_ns: float, built: bool, image_shape: tuple[int, ...],
+                  serial_cycles: int) -> dict:
     """What the board driver needs to stream images through `design` (a MultiExitRtl, or None
     when the rtl step built no whole design): word formats, the decision layout, the DMA."""
+    from hw.vivado.project import DMA_LENGTH_BITS, dma_width
+
     if design is None:
         return {"board": board.name, "ps": board.ps, "design": None, "why": NO_DESIGN}
     return {"board": board.name, "ps": board.ps, "clock_mhz": 1000.0 / clock_ns, "design": design.top,
-            "input": {"elems": design.input.elems, "bits": design.input.bits, "signed": design.input.signed,
-                      "width": design.input.width, "words_per_image": design.input.words_per_frame},
+            "input": {"image_shape": [int(d) for d in image_shape], "order": INPUT_ORDER,
+                      "elems": design.input.elems, "bits": design.input.bits, "signed": design.input.signed,
+                      "width": design.input.width, "words_per_image": design.input.words_per_frame,
+                      "dma_bytes": dma_width(design.input.width) // 8},
             "output": {"width": design.output_width, "class_bits": design.class_bits, "exits": design.exits,
-                       "classes": design.classes,
+                       "classes": design.classes, "dma_bytes": dma_width(design.output_width) // 8,
                        "layout": "bits [class_bits-1:0] the class, the bits above it the exit index"},
-            "dma": {"ip": "axi_dma", "batch_gpio": "batch", "tlast_every": "batch decision words"},
+            "dma": {"ip": "dma", "batch_gpio": "batch", "length_bits": DMA_LENGTH_BITS,
+                    "tlast_every": "batch decision words"},
+            "serial_cycles_per_image": serial_cycles,
             "bitstream_built": built}

@@ -73,25 +73,6 @@ def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: d
     return doc
 
 
-def _testbench(design) -> str:
-    from hw.rtl.multistream import multi_stream_testbench
-
-    return multi_stream_testbench(design.top, [_input_port(design)], [_output_port(design)],
-                                  {name: (m["prefix"], 0) for name, m in design.logit_monitors.items()})
-
-
-def _input_port(design):
-    from hw.rtl.multistream import Port
-
-    return Port("in0_V", design.input.elems, design.input.bits, design.input.signed)
-
-
-def _output_port(design):
-    from hw.rtl.multistream import Port
-
-    return Port("out0_V", 1, design.output_width)
-
-
 def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
                     seed: int, hang_cycles: int) -> dict:
     """Compiles the design (if needed) and runs each pass (label, input stall %, output
@@ -104,7 +85,7 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
 
     t0 = time.time()
     folder = design.out_dir
-    binary, compiled = verilate_cached(TESTBENCH_TOP, _testbench(design), design.paths(), folder / "build",
+    binary, compiled = verilate_cached(TESTBENCH_TOP, design.testbench(), design.paths(), folder / "build",
                                        defines=("FINN_SIMULATION",))
     t1 = time.time()
     n = len(golden.classes)
@@ -116,7 +97,7 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
         sim.mkdir()
         for f in design.data_files:
             shutil.copyfile(folder / "src" / f, sim / f)
-        run = simulate_streams(binary, sim, {_input_port(design): pixel_words}, {_output_port(design): n},
+        run = simulate_streams(binary, sim, {design.input_port(): pixel_words}, {design.output_port(): n},
                                stalls={"in0_V": in_stall, "out0_V": out_stall},
                                monitors=tuple(design.logit_monitors), seed=seed, max_cycles=hang_cycles,
                                subject=folder / "src" / f"{design.top}.sv")

@@ -73,6 +73,25 @@ class MultiExitRtl:
     def paths(self) -> list[Path]:
         return [self.out_dir / "src" / s for s in self.sources]
 
+    def input_port(self):
+        """The pixel stream's port (hw.rtl.multistream.Port)."""
+        from hw.rtl.multistream import Port
+
+        return Port("in0_V", self.input.elems, self.input.bits, self.input.signed)
+
+    def output_port(self):
+        """The decision stream's port, one decision per word."""
+        from hw.rtl.multistream import Port
+
+        return Port("out0_V", 1, self.output_width)
+
+    def testbench(self) -> str:
+        """The simulation top over the design: both streams, and a monitor on every logit stream."""
+        from hw.rtl.multistream import multi_stream_testbench
+
+        return multi_stream_testbench(self.top, [self.input_port()], [self.output_port()],
+                                      {name: (m["prefix"], 0) for name, m in self.logit_monitors.items()})
+
     @property
     def class_bits(self) -> int:
         return class_bits(self.classes)

@@ -37,6 +37,8 @@ BD_NAME = "btsee_bd"
 MIN_VIVADO = (2022, 1)
 """The oldest Vivado the scripts are written for (finn-plus needs 2022.2 or later)."""
 DMA_WIDTHS = (8, 16, 32, 64, 128, 256, 512, 1024)
+DMA_LENGTH_BITS = 26
+"""Width of the AXI DMA's transfer length register: at most 2**26 - 1 bytes per transfer."""
 
 
 class VivadoError(BtseeError):
@@ -123,7 +125,7 @@ def block_design_tcl(design, board, clock_ns: float) -> str:
         f"create_bd_design {BD_NAME}",
         *_ps_tcl(board.ps, 1000.0 / clock_ns),
         "set dma [create_bd_cell -type ip -vlnv xilinx.com:ip:axi_dma:7.1 dma]",
-        "set_property -dict [list CONFIG.c_include_sg {0} CONFIG.c_sg_length_width {26} "
+        f"set_property -dict [list CONFIG.c_include_sg {{0}} CONFIG.c_sg_length_width {{{DMA_LENGTH_BITS}}} "
         f"CONFIG.c_m_axis_mm2s_tdata_width {{{dma_width(in_bits)}}} "
         f"CONFIG.c_s_axis_s2mm_tdata_width {{{dma_width(out_bits)}}} CONFIG.c_mm2s_burst_size {{16}} "
         "CONFIG.c_s2mm_burst_size {16}] $dma",
