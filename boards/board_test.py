@@ -61,15 +61,15 @@ def format_table(report: dict) -> str:
     exits = " / ".join(f"{f:.3f}" for f in report["exit_fractions"])
     rows = [("device", f"{report['device']} ({report['board']}), packing: {report['packing']}"),
             ("images", f"{report['images']} in batches of {report['batch']}"),
-            ("match golden", f"{report['images'] - report['mismatched_images']} of {report['images']} "
-                             f"(class differs {report['classes_differ']}, exit differs {report['exit_indices_differ']})"),
+            ("match golden", f"{report['images'] - report['mismatched_images']} of {report['images']} (class differs "
+                             f"{report['classes_differ']}, exit differs {report['exit_indices_differ']})"),
             ("accuracy", f"{report['accuracy']:.4f} (golden {report['golden_accuracy']:.4f})"),
             ("exit fractions", f"{exits} (last: the final classifier)"),
             ("images/s", f"{report['images_per_second']:,.1f} in transfers, "
                          f"{report['images_per_second_end_to_end']:,.1f} end to end")]
     if report.get("simulated_images_per_second"):
-        rows.append(("simulated", f"{report['simulated_cycles']:,} cycles = "
-                                  f"{report['simulated_images_per_second']:,.1f} images/s at {report['clock_mhz']:g} MHz"))
+        rows.append(("simulated", f"{report['simulated_cycles']:,} cycles = {report['simulated_images_per_second']:,.1f} "
+                                  f"images/s at {report['clock_mhz']:g} MHz"))
     return "\n".join(f"{k:15s} {v}" for k, v in rows)
 
 

@@ -62,7 +62,7 @@ def deploy(package_dir: Path, host: str, board: str, python: str = PYNQ_PYTHON, 
     _run([*ssh, "true"], f"reaching {host} over ssh (key-based login, 10 s timeout)")
     log(f"deploy: copying {package.folder} and the driver to {host}:{REMOTE_DIR}")
     _run([*ssh, f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR}"], f"preparing {host}:{REMOTE_DIR}")
-    sources = [str(package.folder), str(ROOT / "boards"), str(ROOT / "calib"), str(ROOT / "tests" / "test_on_device.py")]
+    sources = [str(p) for p in (package.folder, ROOT / "boards", ROOT / "calib", ROOT / "tests" / "test_on_device.py")]
     _run([*scp, "-r", *sources, f"{host}:{REMOTE_DIR}/"], f"copying to {host}")
     remote_package = f"{REMOTE_DIR}/{package.folder.name}"
     install = (f"cd {REMOTE_DIR} && ({python} -c 'import finn_plus_driver' 2>/dev/null || "

@@ -39,7 +39,9 @@ def package_files(folder: Path) -> list[str]:
 
 
 @dataclass(frozen=True)
-class TestVectors:
+class GoldenVectors:
+    """The package's test images, their labels and the golden simulator's outputs."""
+
     images: np.ndarray  # (N, C, H, W) uint8
     labels: np.ndarray  # (N,) int64, the data set's labels
     classes: np.ndarray  # (N,) int64, the golden simulator's class
@@ -64,15 +66,15 @@ class DeployPackage:
     def path(self, name: str) -> Path:
         return self.folder / name
 
-    def test_vectors(self) -> TestVectors:
+    def test_vectors(self) -> GoldenVectors:
         """The package's test images with the golden expected class and exit index."""
         path = self.path(TEST_VECTORS)
         with np.load(path) as npz:
             missing = {"images", "labels", "classes", "exit_index"} - set(npz.files)
             if missing:
                 raise PackageError(f"{path}: arrays {sorted(missing)} are missing")
-            vectors = TestVectors(npz["images"], npz["labels"].astype(np.int64), npz["classes"].astype(np.int64),
-                                  npz["exit_index"].astype(np.int64))
+            vectors = GoldenVectors(npz["images"], npz["labels"].astype(np.int64),
+                                    npz["classes"].astype(np.int64), npz["exit_index"].astype(np.int64))
         n = len(vectors.images)
         if vectors.images.ndim != 4 or any(len(a) != n for a in (vectors.labels, vectors.classes, vectors.exit_index)):
             raise PackageError(f"{path}: images must be (N, C, H, W) with N labels, classes and exit indices; got "

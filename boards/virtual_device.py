@@ -32,7 +32,6 @@ class VirtualDevice(Device):
                                         exits[0]["score"])
         except (KeyError, IndexError, ValueError) as e:
             raise PackageError(f"{package.path(THRESHOLDS)} does not fit {package.path(GOLDEN_MANIFEST)}: {e}") from e
-        self.cascade.workers = 1
 
     def transfer(self, in_buffer: np.ndarray, images: int) -> np.ndarray:
         pixels = images_from_buffer(in_buffer, self.layout)  # (images, C, H, W) int64
