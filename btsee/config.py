@@ -140,6 +140,24 @@ class CalibrationConfig:
     """CPM: fewest validation samples a class threshold may rest on."""
     global_threshold: float = 0.9
     """global policy: the threshold on the score."""
+    max_drop: float | None = None
+    """The accuracy budget: points of accuracy the cascade may lose against the backbone on
+    the calibration (validation) split. Set, the calibrate step searches the CPM margin (or
+    the global threshold) for the fewest expected MACs within it and records its choice;
+    `margin` and `global_threshold` are then ignored. None: they are used as given."""
+    budget_search: str = "shared"
+    """max_drop: shared (one margin for every exit) or per_exit (then each exit's in turn)."""
+    confidence: float | None = None
+    """The budget's guard, e.g. 0.9: the search fits the thresholds on all but `holdout` of
+    the calibration images and requires the one-sided upper bound (Wilson score, at this
+    confidence) of the drop on the held-out rest to be within max_drop, so that the budget
+    holds on unseen images (bench/bench_budget.py measures how often it does). None: the
+    drop observed on the images the thresholds were fitted on."""
+    holdout: float = 0.5
+    """The guard: the fraction of the calibration images held out to measure the drop."""
+    class_confidence: float | None = None
+    """CPM: judge each class's precision by its one-sided lower bound at this confidence
+    (measured in bench/bench_budget.py: more MACs, little less exceedance)."""
 
 
 @dataclass
@@ -369,6 +387,14 @@ def validate(cfg: Config) -> None:
     _check(c.margin_mode in ("additive", "multiplicative"),
            f"calibration.margin_mode: additive or multiplicative, got {c.margin_mode!r}")
     _check(c.min_support >= 1, f"calibration.min_support: must be at least 1, got {c.min_support}")
+    _check(c.max_drop is None or 0 <= c.max_drop <= 100,
+           f"calibration.max_drop: points of accuracy from 0 to 100 (or null), got {c.max_drop}")
+    _check(c.budget_search in ("shared", "per_exit"),
+           f"calibration.budget_search: shared or per_exit, got {c.budget_search!r}")
+    for name in ("confidence", "class_confidence"):
+        level = getattr(c, name)
+        _check(level is None or 0.5 <= level < 1, f"calibration.{name}: a level in [0.5, 1) (or null), got {level}")
+    _check(0 < c.holdout < 1, f"calibration.holdout: a fraction strictly between 0 and 1, got {c.holdout}")
     h = cfg.hardware
     from boards import available
 

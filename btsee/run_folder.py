@@ -163,6 +163,11 @@ class SplitLogits:
     def integer(self) -> bool:
         return self.head_scales is not None
 
+    def subset(self, idx: np.ndarray) -> "SplitLogits":
+        """The logits of the samples `idx` only."""
+        return SplitLogits([h[idx] for h in self.heads], self.final[idx], self.labels[idx], self.head_scales,
+                           self.final_scale)
+
     def for_score(self, score: str) -> tuple[list[np.ndarray], np.ndarray]:
         """(head logits, final logits) in the domain the exit decision compares: the
         integers for the margin score (the hardware's), float64 logits otherwise."""

@@ -132,11 +132,13 @@ def calibrate_exit(logits: np.ndarray, labels: np.ndarray, open_: np.ndarray, an
 
 def calibrate_in_sequence(head_logits: list[np.ndarray], labels: np.ndarray, anchor: np.ndarray,
                           policy) -> list[Calibration]:
-    """Calibrates exit 0 on all validation samples, exit k on those exits 0..k-1 pass on."""
+    """Calibrates exit 0 on all validation samples, exit k on those exits 0..k-1 pass on;
+    `policy` is one CalibrationPolicy for every exit, or a list of one per exit."""
+    policies = policy if isinstance(policy, (list, tuple)) else [policy] * len(head_logits)
     open_ = np.ones(len(labels), bool)
     out = []
-    for logits in head_logits:
-        cal, leave = calibrate_exit(logits, labels, open_, anchor, policy)
+    for logits, pol in zip(head_logits, policies):
+        cal, leave = calibrate_exit(logits, labels, open_, anchor, pol)
         open_ &= ~leave
         out.append(cal)
     return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from calib.bounds import normal_quantile, wilson_lower
 from calib.rules import NEVER
 
 MARGIN_MODES = ("additive", "multiplicative")
@@ -37,8 +38,11 @@ def precision_bar(anchor: np.ndarray, margin: float, mode: str) -> np.ndarray:
     raise ValueError(f"margin mode must be one of {MARGIN_MODES}, got {mode!r}")
 
 
-def lowest_threshold(scores: np.ndarray, correct: np.ndarray, bar: float, min_support: int) -> float:
-    """The lowest t with precision(score >= t) >= bar over >= min_support samples, else NEVER.
+def lowest_threshold(scores: np.ndarray, correct: np.ndarray, bar: float, min_support: int,
+                     z: float | None = None) -> float:
+    """The lowest t with precision(score >= t) >= bar over >= min_support samples, else NEVER;
+    with `z`, the precision's one-sided Wilson lower bound at that normal quantile must clear
+    the bar instead (the guard).
 
     Only thresholds at a score value are considered, so samples with equal scores are
     always on the same side (the rule is `>=`).
@@ -50,7 +54,8 @@ def lowest_threshold(scores: np.ndarray, correct: np.ndarray, bar: float, min_su
     hits = np.cumsum(correct[order])  # (n,) correct samples among the top i+1
     count = np.arange(1, len(s) + 1)
     boundary = np.append(s[:-1] > s[1:], True)  # prefix ends between distinct scores
-    ok = boundary & (hits >= bar * count) & (count >= min_support)
+    precise = hits >= bar * count if z is None else wilson_lower(hits, count, z) >= bar
+    ok = boundary & precise & (count >= min_support)
     if not ok.any():
         return NEVER
     return float(s[np.flatnonzero(ok)[-1]])
@@ -74,15 +79,18 @@ class Calibration:
 
 
 def cpm_calibrate(scores: np.ndarray, pred: np.ndarray, labels: np.ndarray, anchor: np.ndarray,
-                  margin: float, mode: str = "additive", min_support: int = 20) -> Calibration:
+                  margin: float, mode: str = "additive", min_support: int = 20,
+                  confidence: float | None = None) -> Calibration:
     """CPM thresholds of one exit from its validation scores (N,), predictions (N,) and
-    the true labels (N,); `anchor` is the backbone's per-class precision (K,)."""
+    the true labels (N,); `anchor` is the backbone's per-class precision (K,). With a
+    `confidence`, each class's precision is judged by its lower confidence bound."""
     k = len(anchor)
     bar = precision_bar(np.asarray(anchor, np.float64), margin, mode)
+    z = None if confidence is None else normal_quantile(confidence)
     thresholds = np.full(k, NEVER)
     for c in range(k):
         sel = pred == c
-        thresholds[c] = lowest_threshold(scores[sel], labels[sel] == c, bar[c], min_support)
+        thresholds[c] = lowest_threshold(scores[sel], labels[sel] == c, bar[c], min_support, z)
     return Calibration(thresholds, bar, np.bincount(pred, minlength=k))
 
 
@@ -107,13 +115,15 @@ class CalibrationPolicy:
     margin_mode: str = "additive"
     min_support: int = 20
     global_threshold: float = 0.9
+    class_confidence: float | None = None
+    """CPM: judge each class's precision by its one-sided lower bound at this confidence."""
 
     def calibrate(self, scores: np.ndarray, pred: np.ndarray, labels: np.ndarray,
                   anchor: np.ndarray) -> Calibration:
         """Thresholds from the validation survivors' scores, predictions and labels (N,)."""
         if self.policy == "cpm":
             return cpm_calibrate(scores, pred, labels, anchor, self.margin, self.margin_mode,
-                                 self.min_support)
+                                 self.min_support, self.class_confidence)
         if self.policy == "global":
             return global_calibrate(self.global_threshold, len(anchor), pred)
         raise ValueError(f"calibration.policy: choose one of {POLICIES}, got {self.policy!r}")

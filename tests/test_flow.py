@@ -70,7 +70,7 @@ def test_changed_training_reruns_the_backbone_not_the_data(tiny_run_copy, tmp_pa
     values = json.loads(json.dumps(TINY_CONFIG))
     values["train"]["epochs"] = 1
     cfg = write_config(tmp_path / "changed.json", values)
-    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--device", "cpu").stdout
+    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--to", "backbone", "--device", "cpu").stdout
     assert "[data] up to date, skipped" in out
     assert "[backbone] train the quantized backbone" in out
     history = json.loads((tiny_run_copy / "backbone" / "history.json").read_text())
@@ -81,7 +81,7 @@ def test_changed_calibration_reruns_only_calibrate_and_evaluate(tiny_run_copy, t
     values = json.loads(json.dumps(TINY_CONFIG))
     values["calibration"]["margin"] = 0.1
     cfg = write_config(tmp_path / "changed.json", values)
-    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "calibrate",
+    out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "calibrate", "--to", "evaluate",
                 "--device", "cpu").stdout
     assert "[calibrate] calibrate" in out and "[evaluate] measure" in out and "[exits]" not in out
 

@@ -20,25 +20,107 @@ from calib.rules import predicted_class
 from calib.thresholds import integer_thresholds, make_artifact, model_hash
 
 
+MARGIN_KNOBS = tuple(float(round(m, 2)) + 0.0 for m in np.arange(-0.10, 0.3001, 0.01))  # + 0.0: no -0.0
+"""CPM margins the accuracy-budget search tries (additive or multiplicative, as configured)."""
+GLOBAL_KNOB_QUANTILES = np.linspace(0.05, 0.995, 60)
+"""The global policy's thresholds the search tries: these quantiles of the heads' scores."""
+
+
+def calibrate_cascade(lg, heads: list[np.ndarray], anchor: np.ndarray, pol) -> list:
+    """Every exit's Calibration, in sequence on the validation split; `pol` is one
+    CalibrationPolicy or one per exit. Integer thresholds where the model has integer
+    margins (a global threshold is found on float margins, then taken to the least integer
+    margin at or above it: exact; tested)."""
+    first = pol[0] if isinstance(pol, list) else pol
+    if lg.integer and first.score == "margin" and first.policy == "global":
+        floats = [z * s for z, s in zip(lg.heads, lg.head_scales)]
+        cals = calibrate_in_sequence(floats, lg.labels, anchor, pol)
+        for c, s in zip(cals, lg.head_scales):
+            c.thresholds = np.array([np.inf if t is None else t for t in integer_thresholds(c.thresholds, s)],
+                                    np.float64)
+        return cals
+    return calibrate_in_sequence(heads, lg.labels, anchor, pol)
+
+
+HOLDOUT_SEED = 0
+"""Seed of the guard's split of the calibration images: the same images are held out every run."""
+
+
+def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: float = 0.0,
+                  drop_confidence: float | None = None) -> tuple[list, dict]:
+    """(calibrations, record): on the split `lg` (SplitLogits), the CPM margin (or global
+    threshold) per exit with the fewest expected MACs whose accuracy drop against the
+    backbone, or its upper bound at `drop_confidence`, is within `max_drop` points; a
+    budget nothing meets is a ConfigError naming calibration.max_drop. With a `holdout`
+    fraction, the thresholds are fitted on the rest of `lg` and the drop is measured on
+    that held-out part (seeded), which the thresholds never saw."""
+    from dataclasses import replace
+
+    from btsee.config import ConfigError
+    from calib.budget import cascade_outcome, search_budget
+    from calib.rules import exit_score
+
+    check = lg
+    if holdout:
+        order = np.random.default_rng(HOLDOUT_SEED).permutation(len(lg.labels))
+        cut = int(round(len(order) * (1 - holdout)))
+        lg, check = lg.subset(np.sort(order[:cut])), lg.subset(np.sort(order[cut:]))
+    heads, final = lg.for_score(pol.score)
+    anchor = class_precision(predicted_class(final), lg.labels, final.shape[1])
+    check_heads, check_final = check.for_score(pol.score)
+    backbone_pred = predicted_class(check_final)
+    per_exit_macs = costs.per_exit()  # (K+1,)
+    if pol.policy == "cpm":
+        name, knobs = "margin", MARGIN_KNOBS
+    else:
+        name = "global_threshold"
+        domain = [z * s for z, s in zip(lg.heads, lg.head_scales)] if lg.integer and pol.score == "margin" else heads
+        scores = np.concatenate([exit_score(z, pol.score) for z in domain])
+        knobs = tuple(float(v) for v in np.unique(np.quantile(scores, GLOBAL_KNOB_QUANTILES)))
+
+    def calibrate(values: list[float]) -> list:
+        return calibrate_cascade(lg, heads, anchor, [replace(pol, **{name: v}) for v in values])
+
+    def measure(cals: list):
+        exit_at, pred = cascade_from_logits(check_heads, [cal.thresholds for cal in cals], check_final, pol.score)
+        return cascade_outcome(pred, per_exit_macs[exit_at], backbone_pred, check.labels, costs.backbone,
+                               drop_confidence)
+
+    choice = search_budget(calibrate, measure, knobs, len(heads), max_drop, per_exit)
+    if choice is None:
+        least = min(measure(calibrate([k] * len(heads))).drop_bound_points for k in knobs)
+        raise ConfigError(f"calibration.max_drop {max_drop}: no {name} from {knobs[0]:g} to {knobs[-1]:g} keeps the "
+                          f"validation drop{' bound' if drop_confidence else ''} within it (the least is {least:.2f} "
+                          f"points on {len(check.labels)} images); allow more, or calibrate on more images")
+    record = {"max_drop": max_drop, "search": "per_exit" if per_exit else "shared", "confidence": drop_confidence,
+              "holdout": holdout, "class_confidence": pol.class_confidence, "knob": name,
+              "chosen": choice.knobs, "drop_points": round(choice.outcome.drop_points, 4),
+              "drop_bound_points": round(choice.outcome.drop_bound_points, 4),
+              "mac_fraction_validation": round(choice.outcome.mac_fraction, 5), "tried": len(choice.tried)}
+    return choice.calibrations, record
+
+
 def step_calibrate(ctx: Context) -> Context:
     """Per-class CPM (or global) thresholds of every exit, in sequence, on the validation
-    split; in the integer domain of each head's logits when the model has one."""
+    split; in the integer domain of each head's logits when the model has one. With
+    calibration.max_drop, the margin (or threshold) comes from the accuracy-budget search."""
     lg = load_logits(ctx.out, "val")
     pol = policy(ctx)
     heads, final = lg.for_score(pol.score)
     k = final.shape[1]
     anchor = class_precision(predicted_class(final), lg.labels, k)
     integer = lg.integer and pol.score == "margin"
-    if integer and pol.policy == "global":
-        # a global threshold is in float score units: calibrate there, then take the least
-        # integer margin m with m * scale >= t for each exit (exact; tested)
-        floats = [z * s for z, s in zip(lg.heads, lg.head_scales)]
-        cals = calibrate_in_sequence(floats, lg.labels, anchor, pol)
-        for c, s in zip(cals, lg.head_scales):
-            c.thresholds = np.array([np.inf if t is None else t for t in integer_thresholds(c.thresholds, s)],
-                                    np.float64)
+    budget = None
+    if ctx.config.calibration.max_drop is None:
+        cals = calibrate_cascade(lg, heads, anchor, pol)
     else:
-        cals = calibrate_in_sequence(heads, lg.labels, anchor, pol)
+        c = ctx.config.calibration
+        cals, budget = budget_search(lg, pol, read_costs(ctx.out, ctx.config.exits.points), c.max_drop,
+                                     c.budget_search == "per_exit", c.holdout if c.confidence else 0.0, c.confidence)
+        ctx.log(f"  budget {budget['max_drop']} points: {budget['knob']} {budget['chosen']} "
+                f"({budget['search']}, {budget['tried']} tried), validation drop {budget['drop_points']:.2f} points"
+                + (f" (bound {budget['drop_bound_points']:.2f} at {budget['confidence']})" if budget["confidence"]
+                   else "") + f", MAC fraction {budget['mac_fraction_validation']:.3f}")
     points = ctx.config.exits.points
     if len(cals) != len(points):
         raise ArtifactError(f"{ctx.out / LOGITS_FILE}: logits of {len(cals)} heads, exits.points names {len(points)}; "
@@ -57,6 +139,8 @@ def step_calibrate(ctx: Context) -> Context:
         exits.append(entry)
     doc = make_artifact(model_hash(*model_files(ctx.out)), k, exits)
     doc.update(policy=asdict(pol), points=points, anchor=[None if np.isnan(a) else a for a in anchor])
+    if budget is not None:
+        doc["budget"] = budget
     atomic_write_json(ctx.out / THRESHOLDS_FILE, doc)
     never = [int(np.sum(~np.isfinite(c.thresholds))) for c in cals]
     ctx.log(f"  {pol.policy} thresholds for {len(cals)} exits "
@@ -64,7 +148,7 @@ def step_calibrate(ctx: Context) -> Context:
     update_report(ctx.out, {"calibration": {"policy": pol.policy, "score": pol.score,
                                             "margin": pol.margin, "margin_mode": pol.margin_mode,
                                             "integer_thresholds": integer,
-                                            "classes_never_exiting": never}})
+                                            "classes_never_exiting": never, "budget": budget}})
     return ctx
 
 

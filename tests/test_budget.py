@@ -1,0 +1,131 @@
+"""The accuracy budget (calib/budget.py, calib/bounds.py): the confidence bounds, the guard
+in CPM, the cascade's drop bound and the search, on small cases with a known answer; and
+the calibrate step with calibration.max_drop on the tiny run."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+from calib.bounds import normal_quantile, wilson_lower, wilson_upper
+from calib.budget import Outcome, cascade_outcome, search_budget
+from calib.cpm import lowest_threshold
+from calib.rules import NEVER
+from conftest import btsee, write_config, TINY_CONFIG
+
+
+def test_the_bounds_match_known_values():
+    z = normal_quantile(0.975)
+    assert abs(z - 1.959963984540054) < 1e-9
+    assert abs(normal_quantile(0.9) - 1.2815515655446004) < 1e-9
+    # Wilson's interval for 8 of 10 at 95 % (two-sided): 0.4902 to 0.9433
+    assert abs(float(wilson_lower(8, 10, z)) - 0.49016) < 1e-4
+    assert abs(float(wilson_upper(8, 10, z)) - 0.94332) < 1e-4
+    assert float(wilson_lower(0, 0, z)) == 0.0 and float(wilson_upper(0, 0, z)) == 1.0
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        normal_quantile(1.0)
+
+
+def test_the_guard_raises_a_cpm_threshold_to_where_the_lower_bound_clears_the_bar():
+    scores = np.arange(1, 41, dtype=np.float64)  # 40 samples, one per score
+    correct = scores > 10  # the top 30 right, the 10 lowest wrong
+    # plain: precision 30/33 = 0.909 >= 0.9 with the top 33 (down to score 8), 30/34 < 0.9
+    assert lowest_threshold(scores, correct, 0.9, 1) == 8.0
+    z = normal_quantile(0.9)
+    expected = min(t for t in scores  # by brute force: the lowest t whose bound clears the bar
+                   if wilson_lower(correct[scores >= t].sum(), (scores >= t).sum(), z) >= 0.9)
+    assert lowest_threshold(scores, correct, 0.9, 1, z) == expected > 8.0
+    assert lowest_threshold(scores, correct, 0.99, 1, z) == NEVER  # 30 of 30 right is not enough for 0.99
+
+
+def test_the_cascade_drop_and_its_bound():
+    labels = np.zeros(100, np.int64)
+    backbone = np.zeros(100, np.int64)
+    backbone[:5] = 1  # the backbone gets 95 right
+    cascade = backbone.copy()
+    cascade[10:13] = 2  # loses 3 the backbone got right
+    cascade[0] = 0  # gains 1 the backbone got wrong
+    macs = np.full(100, 40.0)
+    plain = cascade_outcome(cascade, macs, backbone, labels, 100.0, None)
+    assert plain == Outcome(2.0, 2.0, 0.4)
+    guarded = cascade_outcome(cascade, macs, backbone, labels, 100.0, 0.9)
+    z = normal_quantile(0.9)
+    assert guarded.drop_bound_points == pytest.approx(100 * (2 * float(wilson_upper(3, 4, z)) - 1) * 4 / 100)
+    assert guarded.drop_bound_points > 2.0 and guarded.drop_points == 2.0
+
+
+def test_the_search_finds_the_fewest_macs_within_the_budget():
+    knobs = (0.0, 1.0, 2.0, 3.0)
+
+    def measure(setting):  # exit 0's knob costs more accuracy per MAC saved than exit 1's (exact binary fractions)
+        k0, k1 = setting
+        drop = 0.25 + 0.5 * k0 + 0.125 * k1
+        return Outcome(drop, drop, 1 - 0.125 * k0 - 0.0625 * k1)
+
+    shared = search_budget(lambda ks: ks, measure, knobs, 2, max_drop=1.0)
+    assert shared.knobs == [1.0, 1.0] and shared.outcome.mac_fraction == 0.8125
+    best = min((s for s in itertools.product(knobs, repeat=2) if measure(s).drop_bound_points <= 1.0),
+               key=lambda s: (measure(s).mac_fraction, measure(s).drop_points))
+    per_exit = search_budget(lambda ks: ks, measure, knobs, 2, max_drop=1.0, per_exit=True)
+    assert tuple(per_exit.knobs) == best == (1.0, 2.0)
+    assert per_exit.calibrations == [1.0, 2.0] and per_exit.outcome.mac_fraction == 0.75
+    assert search_budget(lambda ks: ks, measure, knobs, 2, max_drop=0.2) is None
+
+
+def _one_head_split(head_right: np.ndarray, head_margin: np.ndarray):
+    """SplitLogits of 3 classes: the backbone always right, one head right where `head_right`
+    with top-2 margin `head_margin`."""
+    from btsee.run_folder import SplitLogits
+
+    n = len(head_right)
+    labels = np.arange(n) % 3
+    final = np.eye(3)[labels] * 5.0  # (N, 3)
+    head_class = np.where(head_right, labels, (labels + 1) % 3)
+    head = np.eye(3)[head_class] * head_margin[:, None]  # (N, 3): the margin between top and the rest
+    return SplitLogits([head], final, labels, None, None)
+
+
+def test_a_global_threshold_for_a_zero_budget_keeps_every_wrong_exit_out():
+    from btsee.steps.calibration import budget_search
+    from calib.cascade import Costs
+    from calib.cpm import CalibrationPolicy
+
+    right = np.arange(200) < 100
+    margin = np.where(right, 4.0 + np.arange(200) * 0.01, 0.5 + (np.arange(200) - 100) * 0.01)  # wrong: below 1.5
+    costs = Costs(backbone=100, to_exit=(30,), heads=(1,))
+    cals, record = budget_search(_one_head_split(right, margin), CalibrationPolicy(policy="global"), costs, 0.0,
+                                 per_exit=False)
+    threshold = float(cals[0].thresholds[0])
+    assert 1.49 < threshold <= 4.0  # above every wrong margin, at or below every right one
+    assert record["drop_points"] == 0.0
+    assert record["mac_fraction_validation"] == (100 * 31 + 100 * 101) / 200 / 100  # half leave after 31 MACs
+
+
+def test_a_budget_nothing_meets_is_a_config_error_naming_it():
+    from btsee.config import ConfigError
+    from btsee.steps.calibration import budget_search
+    from calib.cascade import Costs
+    from calib.cpm import CalibrationPolicy
+
+    wrong = np.zeros(200, bool)  # the head is always wrong: any exit costs accuracy
+    split = _one_head_split(wrong, 1.0 + np.arange(200) * 0.01)
+    with pytest.raises(ConfigError, match="calibration.max_drop 0.0: no global_threshold"):
+        budget_search(split, CalibrationPolicy(policy="global"), Costs(100, (30,), (1,)), 0.0, per_exit=False)
+
+
+def test_the_calibrate_step_meets_the_budget_on_the_tiny_run(tiny_run_copy):
+    # 128 held-out images of weak tiny heads: a bound of a few points is what they can meet
+    cfg = dict(TINY_CONFIG, calibration=dict(TINY_CONFIG["calibration"], max_drop=10.0, confidence=0.9,
+                                             budget_search="per_exit"))
+    path = write_config(tiny_run_copy / "budget.json", cfg)
+    btsee("run", str(path), "--out", str(tiny_run_copy), "--from", "calibrate", "--to", "evaluate")
+    doc = json.loads((tiny_run_copy / "calibrate" / "thresholds.json").read_text())
+    budget = doc["budget"]
+    assert budget["max_drop"] == 10.0 and budget["search"] == "per_exit" and budget["confidence"] == 0.9
+    assert budget["holdout"] == 0.5  # the default fraction held out to measure the drop
+    assert budget["drop_points"] <= budget["drop_bound_points"] <= 10.0
+    assert len(budget["chosen"]) == len(doc["exits"])
+    report = json.loads((tiny_run_copy / "report.json").read_text())
+    assert report["calibration"]["budget"] == budget
