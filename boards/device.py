@@ -25,6 +25,7 @@ from boards.package import DRIVER, DeployPackage, PackageError
 from boards.streams import (StreamError, StreamLayout, check_images, default_packing, pack_images,
                             unpack_decisions)
 
+
 @dataclass
 class DeviceRun:
     """What a device returned for a batch of images, with how long it took."""
