@@ -12,8 +12,8 @@ import numpy as np
 from boards import board_file, load_board
 from btsee.flow import Context
 from btsee.report import update_report
-from btsee.run_folder import (BITSTREAM_FILE, FOLD_MANIFEST, PACKAGE_MANIFEST, RTL_FILE, THRESHOLDS_FILE, read_json,
-                              read_manifest)
+from btsee.run_folder import (BITSTREAM_FILE, DATAFLOW_MANIFEST, FOLD_MANIFEST, PACKAGE_MANIFEST, RTL_FILE,
+                              THRESHOLDS_FILE, read_json, read_manifest)
 from calib.atomic import atomic_write_json
 from calib.schema import sha256_of
 
@@ -130,8 +130,6 @@ def step_package(ctx: Context) -> Context:
 def _copy_golden_graphs(ctx: Context, folder: Path) -> None:
     """The dataflow step's integer graph of every segment into `folder`, with a manifest in
     the dataflow manifest's form (paths relative to the package): the virtual device's model."""
-    from btsee.run_folder import DATAFLOW_MANIFEST
-
     folder.mkdir()
     segments = []
     for seg in read_manifest(ctx.out, DATAFLOW_MANIFEST)["segments"]:
