@@ -73,8 +73,19 @@ def exits_by_class(fractions: np.ndarray, points: list[str], classes: list[str],
     return _save(fig, path)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (cost, accuracy) points no other point beats on both axes (at most as costly and
+    at least as accurate, one strictly), sorted by cost; duplicates are kept once."""
+    front: list[tuple[float, float]] = []
+    for cost, acc in sorted(set(points), key=lambda p: (p[0], -p[1])):
+        if not front or acc > front[-1][1]:
+            front.append((cost, acc))
+    return front
+
+
 def sweep_pareto(rows: list[dict], backbone_test: float, path: Path) -> Path:
-    """Test accuracy against MAC fraction for every sweep row, one colour per method."""
+    """Test accuracy against MAC fraction for every sweep row, one colour per method, with
+    each method's Pareto front as a step line."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     style = {"bts": ("tab:blue", "o"), "joint": ("tab:orange", "s"), "global": ("tab:green", "^"),
              "oracle": ("tab:gray", "x"), "bts-soft": ("tab:purple", "D"),
@@ -83,7 +94,9 @@ def sweep_pareto(rows: list[dict], backbone_test: float, path: Path) -> Path:
         pts = [(r["test_mac_fraction"], r["test_accuracy"]) for r in rows if r["method"] == method]
         if pts:
             x, y = zip(*pts)
-            ax.scatter(x, np.asarray(y) * 100, s=16, c=color, marker=marker, label=method, alpha=0.7)
+            ax.scatter(x, np.asarray(y) * 100, s=16, c=color, marker=marker, label=method, alpha=0.5)
+            fx, fy = zip(*pareto_front(pts))
+            ax.step(fx, np.asarray(fy) * 100, where="post", color=color, lw=1.2)
     for drop, ls in ((1, "--"), (2, ":")):
         ax.axhline((backbone_test * 100) - drop, color="k", ls=ls, lw=0.8, label=f"backbone - {drop} pt")
     ax.axhline(backbone_test * 100, color="k", lw=1.0, label="backbone")
@@ -92,7 +105,7 @@ def sweep_pareto(rows: list[dict], backbone_test: float, path: Path) -> Path:
     ax.set_ylim(max(0, backbone_test * 100 - 8), min(100, backbone_test * 100 + 5))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("early exits: accuracy against compute")
+    ax.set_title("early exits: accuracy against compute (lines: each method's Pareto front)")
     return _save(fig, path)
 
 

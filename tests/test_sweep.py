@@ -31,6 +31,16 @@ def test_bts_vs_joint_counts():
     assert s == {"configurations": 3, "bts_not_dominated_by_joint": 2, "bts_at_least_as_good_on_both": 1}
 
 
+def test_pareto_front_keeps_only_points_nothing_beats():
+    from btsee.plots import pareto_front
+
+    points = [(0.5, 0.90), (0.3, 0.88), (0.3, 0.85), (0.4, 0.88), (0.6, 0.89), (0.2, 0.80), (0.5, 0.90)]
+    # (0.3, 0.85) costs as much as (0.3, 0.88); (0.4, 0.88) costs more for the same accuracy;
+    # (0.6, 0.89) costs more than (0.5, 0.90) and is less accurate; the duplicate counts once
+    assert pareto_front(points) == [(0.2, 0.80), (0.3, 0.88), (0.5, 0.90)]
+    assert pareto_front([]) == []
+
+
 def test_sweep_command_writes_tables_and_plots(tiny_run_copy, tmp_path):
     values = json.loads(json.dumps(TINY_CONFIG))
     values["sweep"] = {"margins": [0.0, 0.05], "point_sets": [["block1", "block2"]],
