@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -75,8 +76,8 @@ def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: d
 
 def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
                     seed: int, hang_cycles: int) -> dict:
-    """Compiles the design (if needed) and runs each pass (label, input stall %, output
-    stall %) on all images; per pass the comparison with the `golden` CascadeResult and
+    """Compiles the design (if needed) and runs the passes (label, input stall %, output
+    stall %) side by side, each on all images; per pass the comparison with the `golden` CascadeResult and
     the cycle counts. `pixel_words`: (n * words per image, elems) input codes."""
     from hw.rtl.multi_exit import unpack_decisions
     from hw.rtl.multistream import TESTBENCH_TOP, simulate_streams
@@ -90,7 +91,8 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
     t1 = time.time()
     n = len(golden.classes)
     out = {"compiled": compiled, "compile_seconds": round(t1 - t0, 1)}
-    for label, in_stall, out_stall in passes:
+
+    def run_pass(label: str, in_stall: int, out_stall: int) -> dict:
         sim = folder / f"sim_{label}"
         if sim.exists():
             shutil.rmtree(sim)
@@ -120,13 +122,17 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
         tail = n // 10  # the steady state: the last 90 % of the decisions
         steady = float(np.diff(run.cycles["out0_V"][tail:]).mean()) if n - tail > 1 else float(total)
         bad = np.flatnonzero(wrong)
-        out[label] = {"images": n, "input_stall_percent": in_stall, "output_stall_percent": out_stall,
-                      "mismatched_images": int(len(bad)), "first_mismatched": [int(i) for i in bad[:10]],
-                      "classes_differ": int((classes != golden.classes).sum()),
-                      "exit_indices_differ": int((exits != golden.exit_index).sum()),
-                      "logits": logits, "cycles_first_pixel_to_last_decision": total,
-                      "cycles_per_image": round(total / n, 1), "steady_cycles_per_image": round(steady, 1),
-                      "exits_taken": np.bincount(exits, minlength=design.exits + 1).tolist()}
+        return {"images": n, "input_stall_percent": in_stall, "output_stall_percent": out_stall,
+                "mismatched_images": int(len(bad)), "first_mismatched": [int(i) for i in bad[:10]],
+                "classes_differ": int((classes != golden.classes).sum()),
+                "exit_indices_differ": int((exits != golden.exit_index).sum()),
+                "logits": logits, "cycles_first_pixel_to_last_decision": total,
+                "cycles_per_image": round(total / n, 1), "steady_cycles_per_image": round(steady, 1),
+                "exits_taken": np.bincount(exits, minlength=design.exits + 1).tolist()}
+
+    with ThreadPoolExecutor(len(passes)) as pool:  # each pass is its own simulator process
+        results = list(pool.map(lambda p: run_pass(*p), passes))
+    out.update({label: r for (label, _, _), r in zip(passes, results)})
     out["simulate_seconds"] = round(time.time() - t1, 1)
     return out
 

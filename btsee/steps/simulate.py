@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from hw.golden import GoldenCascade
 
 MAX_LOGGED_MISMATCHES = 20
+FLOAT32_IMAGES = 1000
+"""qonnx's float32 execution, reported beside the chain and not a link of it, runs on the
+first this many of the chain's images (the chain itself runs on all of them)."""
 
 
 def _first_differences(golden: dict[str, np.ndarray], other: dict[str, np.ndarray], order: list[str]
@@ -93,7 +96,8 @@ def chain(ctx: Context, pixels: np.ndarray, golden_outputs: dict[str, np.ndarray
           classes: np.ndarray, exit_index: np.ndarray, cascade: GoldenCascade) -> dict:
     """golden = qonnx (exported graphs, executed exactly in float64) = FINN (HW graphs,
     Python execution) on `pixels`: every segment's integer output, then predictions and
-    exit indices. qonnx's float32 execution is compared as well and reported apart."""
+    exit indices. qonnx's float32 execution is compared as well, on the first
+    FLOAT32_IMAGES, and reported apart."""
     from hw.verify.chain import cascade_of, qonnx_decisions, run_reference, segments_from_manifest
 
     segments = segments_from_manifest(ctx.out, read_manifest(ctx.out, DATAFLOW_MANIFEST))
@@ -103,19 +107,19 @@ def chain(ctx: Context, pixels: np.ndarray, golden_outputs: dict[str, np.ndarray
     result = {"images": len(pixels), "segments": names,
               "reference": "qonnx executes the exported QONNX graphs in float64 (hw/verify/exact_qonnx.py); "
                            "FINN executes the HW-layer graphs in Python; all compared with =="}
-    for engine, key in (("qonnx", "golden_vs_qonnx"), ("finn", "golden_vs_finn"),
-                        ("qonnx-float32", "golden_vs_qonnx_float32")):
+    for engine, key, n in (("qonnx", "golden_vs_qonnx", len(pixels)), ("finn", "golden_vs_finn", len(pixels)),
+                           ("qonnx-float32", "golden_vs_qonnx_float32", min(FLOAT32_IMAGES, len(pixels)))):
         t0 = time.time()
-        ref = run_reference(segments, pixels, engine, workers)
+        ref = run_reference(segments, pixels[:n], engine, workers)
         seconds = time.time() - t0
-        rows = _first_differences(golden_outputs, ref, names)
+        rows = _first_differences({name: v[:n] for name, v in golden_outputs.items()}, ref, names)
         decisions = [qonnx_decisions(ref[h], t, cascade.score) for h, t in zip(heads, cascade.thresholds)]
         ref_classes, ref_exit = cascade_of(decisions, ref[names[-1]])
-        result[key] = {"mismatching_images": len(rows), "first_mismatches": rows[:MAX_LOGGED_MISMATCHES],
-                       "prediction_mismatches": int((ref_classes != classes).sum()),
-                       "exit_index_mismatches": int((ref_exit != exit_index).sum()),
+        result[key] = {"images": n, "mismatching_images": len(rows), "first_mismatches": rows[:MAX_LOGGED_MISMATCHES],
+                       "prediction_mismatches": int((ref_classes != classes[:n]).sum()),
+                       "exit_index_mismatches": int((ref_exit != exit_index[:n]).sum()),
                        "seconds": round(seconds, 1)}
-        ctx.log(f"  golden vs {engine} on {len(pixels)} test images: {len(rows)} with any integer output "
+        ctx.log(f"  golden vs {engine} on {n} test images: {len(rows)} with any integer output "
                 f"differing, {result[key]['prediction_mismatches']} predictions and "
                 f"{result[key]['exit_index_mismatches']} exit indices differing ({seconds:.0f} s)")
     result["mismatches"] = sum(result[k][m] for k in ("golden_vs_qonnx", "golden_vs_finn")
