@@ -128,12 +128,14 @@ class CalibrationConfig:
 
     policy: str = "cpm"
     """cpm (per-class, anchored at the backbone's per-class precision) or global
-    (one max-softmax threshold per exit, BranchyNet style)."""
+    (one threshold per exit on the score, for every class: BranchyNet style)."""
     score: str = "margin"
     """margin (top-2 logit margin: integer in hardware) or softmax (max softmax)."""
     margin: float = -0.05
     """CPM: precision a class may lose against the backbone's (negative: must gain; the
-    bar is capped at 1)."""
+    bar is capped at 1). With max_drop set, the deployed thresholds come from the budget
+    search, but exits.method bts still trains each head on what the earlier exits pass on
+    at this margin (or at `global_threshold` under the global policy)."""
     margin_mode: str = "additive"
     """additive (anchor - margin) or multiplicative ((1 - margin) * anchor)."""
     min_support: int = 20

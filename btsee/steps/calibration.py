@@ -117,7 +117,7 @@ def step_calibrate(ctx: Context) -> Context:
         c = ctx.config.calibration
         cals, budget = budget_search(lg, pol, read_costs(ctx.out, ctx.config.exits.points), c.max_drop,
                                      c.budget_search == "per_exit", c.holdout if c.confidence else 0.0, c.confidence)
-        ctx.log(f"  budget {budget['max_drop']} points: {budget['knob']} {budget['chosen']} "
+        ctx.log(f"  budget {budget['max_drop']} points: {budget['knob']} {[round(v, 4) for v in budget['chosen']]} "
                 f"({budget['search']}, {budget['tried']} tried), validation drop {budget['drop_points']:.2f} points"
                 + (f" (bound {budget['drop_bound_points']:.2f} at {budget['confidence']})" if budget["confidence"]
                    else "") + f", MAC fraction {budget['mac_fraction_validation']:.3f}")
