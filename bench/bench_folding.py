@@ -7,7 +7,8 @@ Writes bench/results/folding.json:
   sustained images/s measured by the RTL simulation of the whole design on the test split's
   first images in order, and the pipeline model's figures for it;
 - no_exit: the no-exit designs of the same search, from the one within the budget up to the
-  first that synthesizes to more LUTs than the early-exit design: each one's backbone
+  first that synthesizes to more LUTs than the early-exit design (or down to the first that
+  synthesizes to fewer, when the early-exit design is the smaller): each one's backbone
   segments generated as RTL, synthesized, and timed alone in Verilator (free-running; the
   chain runs at its slowest segment), checked bit-exact against the golden simulator on
   the images it ran. The one compared is the fastest within the early-exit design's
@@ -111,7 +112,8 @@ BUILT: dict[str, dict] = {}
 def no_exit_designs(ctx, folding: dict, ee_luts: int) -> list[dict]:
     """The no-exit design the fold step chose within the budget, then each larger one on the
     front, built and synthesized until one synthesizes to more LUTs than the early-exit
-    design (`ee_luts`): the no-exit designs that bracket it in synthesized LUTs."""
+    design (`ee_luts`); when none fits within `ee_luts`, each smaller one until one does:
+    the no-exit designs that bracket it in synthesized LUTs, in front order."""
     front, manifest = no_exit_front(ctx)
     chosen = folding["no_exit"]
     start = next((i for i, d in enumerate(front) if round(d.resources["LUT"], 1) == chosen["resources"]["LUT"]), None)
@@ -123,6 +125,10 @@ def no_exit_designs(ctx, folding: dict, ee_luts: int) -> list[dict]:
         built.append(build_no_exit(ctx, design, manifest))
         if built[-1]["luts"] > ee_luts:
             break
+    for design in reversed(front[:start]):  # the early-exit design is the smaller: go down until one fits
+        if any(d["luts"] <= ee_luts for d in built):
+            break
+        built.insert(0, build_no_exit(ctx, design, manifest))
     return built
 
 
