@@ -77,8 +77,8 @@ def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: d
 def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
                     seed: int, hang_cycles: int) -> dict:
     """Compiles the design (if needed) and runs the passes (label, input stall %, output
-    stall %) side by side, each on all images; per pass the comparison with the `golden` CascadeResult and
-    the cycle counts. `pixel_words`: (n * words per image, elems) input codes."""
+    stall %) side by side, each on all images; per pass the comparison with the `golden`
+    CascadeResult and the cycle counts. `pixel_words`: (n * words per image, elems) input codes."""
     from hw.rtl.multi_exit import unpack_decisions
     from hw.rtl.multistream import TESTBENCH_TOP, simulate_streams
     from hw.rtl.stream import unpack_hex
