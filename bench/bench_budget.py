@@ -38,13 +38,6 @@ METHODS = (("plain", None, 0.0, None), ("bound", CONFIDENCE, 0.0, None), ("bound
 confidence of CPM's per-class precision bound)."""
 
 
-def subset(lg, idx: np.ndarray):
-    """The SplitLogits of the samples `idx`."""
-    from btsee.run_folder import SplitLogits
-
-    return SplitLogits([h[idx] for h in lg.heads], lg.final[idx], lg.labels[idx], lg.head_scales, lg.final_scale)
-
-
 def pooled(a, b):
     from btsee.run_folder import SplitLogits
 
@@ -109,8 +102,8 @@ def main() -> None:
                 rows = []
                 for seed in range(SPLITS):
                     order = np.random.default_rng(seed).permutation(n)
-                    rows.append(trial(subset(everything, order[:CALIBRATION_IMAGES]),
-                                      subset(everything, order[CALIBRATION_IMAGES:]), policy, budget, confidence,
+                    rows.append(trial(everything.subset(order[:CALIBRATION_IMAGES]),
+                                      everything.subset(order[CALIBRATION_IMAGES:]), policy, budget, confidence,
                                       costs, holdout, class_confidence))
                 out["resplit"][key] = summary(rows, budget)
                 out["run_split"][key] = trial(val, test, policy, budget, confidence, costs, holdout, class_confidence)

@@ -168,12 +168,17 @@ class SplitLogits:
         return SplitLogits([h[idx] for h in self.heads], self.final[idx], self.labels[idx], self.head_scales,
                            self.final_scale)
 
+    @property
+    def float_heads(self) -> list[np.ndarray]:
+        """Per head (N, K): the model's float logits (the integers times their scale)."""
+        return [z * s for z, s in zip(self.heads, self.head_scales)] if self.integer else self.heads
+
     def for_score(self, score: str) -> tuple[list[np.ndarray], np.ndarray]:
         """(head logits, final logits) in the domain the exit decision compares: the
         integers for the margin score (the hardware's), float64 logits otherwise."""
         if not self.integer or score == "margin":
             return self.heads, self.final
-        return ([z * s for z, s in zip(self.heads, self.head_scales)], self.final * self.final_scale)
+        return self.float_heads, self.final * self.final_scale
 
 
 SPLITS = ("train", "val", "test")

@@ -33,8 +33,7 @@ def calibrate_cascade(lg, heads: list[np.ndarray], anchor: np.ndarray, pol) -> l
     margin at or above it: exact; tested)."""
     first = pol[0] if isinstance(pol, list) else pol
     if lg.integer and first.score == "margin" and first.policy == "global":
-        floats = [z * s for z, s in zip(lg.heads, lg.head_scales)]
-        cals = calibrate_in_sequence(floats, lg.labels, anchor, pol)
+        cals = calibrate_in_sequence(lg.float_heads, lg.labels, anchor, pol)
         for c, s in zip(cals, lg.head_scales):
             c.thresholds = np.array([np.inf if t is None else t for t in integer_thresholds(c.thresholds, s)],
                                     np.float64)
@@ -74,7 +73,7 @@ def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: floa
         name, knobs = "margin", MARGIN_KNOBS
     else:
         name = "global_threshold"
-        domain = [z * s for z, s in zip(lg.heads, lg.head_scales)] if lg.integer and pol.score == "margin" else heads
+        domain = lg.float_heads if pol.score == "margin" else heads
         scores = np.concatenate([exit_score(z, pol.score) for z in domain])
         knobs = tuple(float(v) for v in np.unique(np.quantile(scores, GLOBAL_KNOB_QUANTILES)))
 
