@@ -9,8 +9,10 @@ saw; per variant their mean, standard deviation and range over seeds; and the va
 user would pick on validation alone (lowest mean validation MAC fraction among those whose
 guard held on validation at every seed), with its test figures.
 
-Seed 0 reuses the backbone of `make demo`'s runs/default when it is up to date (the
-flow's fingerprints decide); other seeds train theirs under runs/seeds/.
+Each seed's backbone lives in runs/seeds/seed<N> (seed 0 reuses `make demo`'s runs/default
+when it is up to date: the flow's fingerprints decide); each variant runs in its own folder,
+runs/seeds/seed<N>-<variant>, started from that backbone, so that a rerun after a change to
+the calibration recalibrates without retraining the heads.
 """
 from __future__ import annotations
 
@@ -65,11 +67,18 @@ def variant_config(base: dict, seed: int, changes: dict) -> dict:
     return cfg
 
 
-def run_variant(folder: Path, cfg: dict) -> dict:
+def run_flow(folder: Path, cfg: dict, last_step: str) -> None:
+    """`btsee run` of `cfg` in `folder` up to `last_step` (steps up to date are skipped)."""
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "variant.yaml"
     atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
-    subprocess.run([sys.executable, "-m", "btsee.cli", "run", str(path), "--out", str(folder), "--to", "evaluate",
+    subprocess.run([sys.executable, "-m", "btsee.cli", "run", str(path), "--out", str(folder), "--to", last_step,
                     "--device", "cpu"], cwd=ROOT, check=True)
+
+
+def run_variant(folder: Path, cfg: dict) -> dict:
+    """The variant's test and validation figures, after running it to `evaluate`."""
+    run_flow(folder, cfg, "evaluate")
     report = json.loads((folder / "report.json").read_text())
     thresholds = json.loads((folder / "calibrate" / "thresholds.json").read_text())
     budget = thresholds.get("budget")
@@ -95,11 +104,15 @@ def main() -> None:
     t0 = time.time()
     rows: dict[str, dict[int, dict]] = {name: {} for name in VARIANTS}
     for seed in SEEDS:
-        folder = OUT / f"seed{seed}"
+        backbone = OUT / f"seed{seed}"
         if seed == base["train"]["seed"]:
-            start_from_backbone(folder, ROOT / "runs" / "default")
+            start_from_backbone(backbone, ROOT / "runs" / "default")
+        first = variant_config(base, seed, next(iter(VARIANTS.values())))
+        run_flow(backbone, first, "backbone")  # trains the seed's backbone unless it is up to date
         for name, changes in VARIANTS.items():
             print(f"== seed {seed}: {name}", flush=True)
+            folder = OUT / f"seed{seed}-{name.replace('+', '-').replace(' ', '-')}"
+            start_from_backbone(folder, backbone)
             rows[name][seed] = run_variant(folder, variant_config(base, seed, changes))
     summary = {}
     for name, by_seed in rows.items():

@@ -151,15 +151,17 @@ class CalibrationConfig:
     """max_drop: shared (one margin for every exit) or per_exit (then each exit's in turn)."""
     confidence: float | None = None
     """The budget's guard, e.g. 0.9: the search fits the thresholds on all but `holdout` of
-    the calibration images and requires the one-sided upper bound (Wilson score, at this
-    confidence) of the drop on the held-out rest to be within max_drop, so that the budget
-    holds on unseen images (bench/bench_budget.py measures how often it does). None: the
-    drop observed on the images the thresholds were fitted on."""
+    the calibration images, which also order the settings from cautious to bold; the
+    held-out rest tests them in that order by the drop's one-sided upper bound (Tango's
+    score, at this confidence) and the last to pass before the first failure is kept, so
+    that the budget holds on unseen images with this probability (learn then test;
+    bench/bench_budget.py measures how often it does). None: the drop observed on the
+    images the thresholds were fitted on."""
     holdout: float = 0.5
     """The guard: the fraction of the calibration images held out to measure the drop."""
     class_confidence: float | None = None
     """CPM: judge each class's precision by its one-sided lower bound at this confidence
-    (measured in bench/bench_budget.py: more MACs, little less exceedance)."""
+    (more MACs for little less exceedance, measured with the former guard: README)."""
 
 
 @dataclass

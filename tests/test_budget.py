@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from calib.bounds import normal_quantile, wilson_lower, wilson_upper
-from calib.budget import Outcome, cascade_outcome, search_budget
+from calib.bounds import normal_quantile, paired_difference_upper, paired_score, wilson_lower, wilson_upper
+from calib.budget import Outcome, cascade_outcome, cautious_to_bold, guarded_search, search_budget
 from calib.cpm import lowest_threshold
 from calib.rules import NEVER
 from conftest import btsee, write_config, TINY_CONFIG
@@ -52,8 +52,36 @@ def test_the_cascade_drop_and_its_bound():
     assert plain == Outcome(2.0, 2.0, 0.4)
     guarded = cascade_outcome(cascade, macs, backbone, labels, 100.0, 0.9)
     z = normal_quantile(0.9)
-    assert guarded.drop_bound_points == pytest.approx(100 * (2 * float(wilson_upper(3, 4, z)) - 1) * 4 / 100)
+    assert guarded.drop_bound_points == 100 * float(paired_difference_upper(3, 1, 100, z))
     assert guarded.drop_bound_points > 2.0 and guarded.drop_points == 2.0
+
+
+def test_the_paired_bound_solves_its_score_equation():
+    z = normal_quantile(0.9)
+    # no discordant pair in n: the score equation reduces to d / (1 - d) = z^2 / n
+    assert float(paired_difference_upper(0, 0, 100, z)) == pytest.approx(z * z / (100 + z * z), abs=1e-10)
+    # at the bound the score statistic is -z, with p2 maximizing the likelihood by brute force
+    b, c, n = 36, 17, 3000
+    upper = float(paired_difference_upper(b, c, n, z))
+    p2 = np.linspace(1e-7, (1 - upper) / 2 - 1e-7, 2_000_001)  # p1 = p2 + upper, p1 + 2 p2 < 1
+    loglik = b * np.log(p2 + upper) + c * np.log(p2) + (n - b - c) * np.log(1 - 2 * p2 - upper)
+    q = p2[np.argmax(loglik)]
+    assert (b - c - n * upper) / np.sqrt(n * (2 * q + upper * (1 - upper))) == pytest.approx(-z, abs=1e-4)
+    assert float(paired_score(b, c, n, upper)) == pytest.approx(-z, abs=1e-9)
+    assert (b - c) / n < upper < float(paired_difference_upper(b + 1, c, n, z))
+
+
+def test_the_paired_bound_errs_at_its_nominal_rate():
+    # the drop exactly 1 point, gains rare: how often the 0.9 bound falls at or below the truth
+    rng = np.random.default_rng(0)
+    n, gained, drop = 3000, 0.004, 0.01
+    counts = rng.multinomial(n, [gained + drop, gained, 1 - 2 * gained - drop], size=20000)
+    below = np.mean(paired_difference_upper(counts[:, 0], counts[:, 1], n, normal_quantile(0.9)) <= drop)
+    assert 0.09 <= below <= 0.11
+    # a Wilson bound on b / (b + c), scaled by (b + c) / n, errs far more often here
+    m = counts[:, 0] + counts[:, 1]
+    scaled = (2 * wilson_upper(counts[:, 0], m, normal_quantile(0.9)) - 1) * m / n
+    assert np.mean(scaled <= drop) > 0.13
 
 
 def test_the_search_finds_the_fewest_macs_within_the_budget():
@@ -72,6 +100,70 @@ def test_the_search_finds_the_fewest_macs_within_the_budget():
     assert tuple(per_exit.knobs) == best == (1.0, 2.0)
     assert per_exit.calibrations == [1.0, 2.0] and per_exit.outcome.mac_fraction == 0.75
     assert search_budget(lambda ks: ks, measure, knobs, 2, max_drop=0.2) is None
+
+
+def _linear_cascade(setting):  # exit 0's knob costs more accuracy per MAC saved than exit 1's
+    k0, k1 = setting
+    drop = 0.25 + 0.5 * k0 + 0.125 * k1
+    return ("calibrated", setting), Outcome(drop, drop, 1 - 0.125 * k0 - 0.0625 * k1)
+
+
+def test_the_path_takes_the_cheapest_step_first():
+    knobs = (0.0, 1.0, 2.0, 3.0)  # from cautious to bold
+    # exit 1 saves 0.0625 MACs per 0.125 points (0.5 per point), exit 0 0.125 per 0.5 (0.25)
+    path = cautious_to_bold(_linear_cascade, knobs, 2, per_exit=True, stop_drop=10.0)
+    assert path == [(0, 0), (0, 1), (0, 2), (0, 3), (1, 3), (2, 3), (3, 3)]
+    # it stops after the first setting past stop_drop: (0, 3) drops 0.625
+    assert cautious_to_bold(_linear_cascade, knobs, 2, per_exit=True, stop_drop=0.5) == path[:4]
+    assert cautious_to_bold(_linear_cascade, knobs, 2, per_exit=False, stop_drop=0.8) == [(0, 0), (1, 1)]
+
+
+def test_the_guard_stops_at_the_first_failure():
+    knobs = (0.0, 1.0, 2.0, 3.0)
+    fails = {(0.0, 2.0)}  # held out, (0, 2) fails though the bolder (0, 3) would pass
+
+    def check(cals):
+        setting = cals[1]
+        return Outcome(0.0, 2.0 if setting in fails else 0.0, _linear_cascade(setting)[1].mac_fraction)
+
+    choice = guarded_search(lambda ks: ("calibrated", tuple(ks)), lambda cals: _linear_cascade(cals[1])[1], check,
+                            knobs, 2, max_drop=1.0, per_exit=True)
+    assert choice.knobs == [0.0, 1.0] and choice.calibrations == ("calibrated", (0.0, 1.0))
+    assert [t["knobs"] for t in choice.tried] == [[0.0, 0.0], [0.0, 1.0], [0.0, 2.0]]
+    fails.add((0.0, 0.0))
+    assert guarded_search(lambda ks: ("calibrated", tuple(ks)), lambda cals: _linear_cascade(cals[1])[1], check,
+                          knobs, 2, max_drop=1.0, per_exit=True) is None
+
+
+def test_testing_in_order_keeps_the_confidence_that_taking_the_boldest_passing_spends():
+    # five cautious settings within a 1-point budget, then twenty bolder ones at 1.2 points,
+    # each measured on its own 3,000 held-out images; the guard at 0.9 may pick an
+    # over-budget setting in about 10 % of the trials at most
+    rng = np.random.default_rng(1)
+    n, z = 3000, normal_quantile(0.9)
+    true_drop = np.r_[np.linspace(0.0, 0.8, 5), np.full(20, 1.2)]  # points, cautious to bold
+    knobs = tuple(float(k) for k in range(len(true_drop)))
+    picked_over = {"guard": 0, "boldest passing": 0}
+    trials = 300
+    for _ in range(trials):
+        counts = rng.multinomial(n, [0.006 + 0.0, 0.006, 0.988], size=len(true_drop))
+        counts[:, 0] += rng.binomial(n, true_drop / 100)  # the drop's own losses on top
+        bounds = 100 * paired_difference_upper(counts[:, 0], counts[:, 1], n, z)
+
+        def check(cals, bounds=bounds):
+            k = int(cals[0])
+            return Outcome(0.0, float(bounds[k]), 1 - k / 50)
+
+        def fit(cals):
+            k = int(cals[0])
+            return Outcome(float(true_drop[k]), float(true_drop[k]), 1 - k / 50)
+
+        guard = guarded_search(lambda ks: ks, fit, check, knobs, 1, max_drop=1.0, stop_drop=10.0)
+        boldest = search_budget(lambda ks: ks, check, knobs, 1, max_drop=1.0)
+        picked_over["guard"] += guard is not None and true_drop[int(guard.knobs[0])] > 1.0
+        picked_over["boldest passing"] += boldest is not None and true_drop[int(boldest.knobs[0])] > 1.0
+    assert picked_over["guard"] / trials <= 0.1
+    assert picked_over["boldest passing"] / trials > 0.3
 
 
 def _one_head_split(head_right: np.ndarray, head_margin: np.ndarray):

@@ -67,7 +67,7 @@ STEPS: list[Step] = [
          inputs=(SPLIT_FILE, BACKBONE_FILE, BACKBONE_HISTORY), outputs=(HEADS_FILE, LOGITS_FILE, HEAD_MACS)),
     Step("calibrate", step_calibrate, "calibrate the exit thresholds on the validation split",
          ("calibration",), inputs=(LOGITS_FILE, BACKBONE_FILE, HEADS_FILE, BACKBONE_MACS, HEAD_MACS),
-         outputs=(THRESHOLDS_FILE,)),
+         outputs=(THRESHOLDS_FILE,), version=2),  # 2: the guard tests settings in a fixed order
     Step("evaluate", step_evaluate, "measure the calibrated cascade on the test split",
          ("exits", "calibration"),
          inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_MACS, HEAD_MACS, BACKBONE_FILE, HEADS_FILE, DATA_SUMMARY),

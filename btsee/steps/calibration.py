@@ -46,17 +46,20 @@ HOLDOUT_SEED = 0
 
 
 def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: float = 0.0,
-                  drop_confidence: float | None = None) -> tuple[list, dict]:
+                  drop_confidence: float | None = None, sequential: bool = True) -> tuple[list, dict]:
     """(calibrations, record): on the split `lg` (SplitLogits), the CPM margin (or global
     threshold) per exit with the fewest expected MACs whose accuracy drop against the
     backbone, or its upper bound at `drop_confidence`, is within `max_drop` points; a
     budget nothing meets is a ConfigError naming calibration.max_drop. With a `holdout`
     fraction, the thresholds are fitted on the rest of `lg` and the drop is measured on
-    that held-out part (seeded), which the thresholds never saw."""
+    that held-out part (seeded), which the thresholds never saw; with a bound too, the
+    settings are tested there in an order the fitting part fixed (calib.budget.guarded_search),
+    unless `sequential` is False: then the boldest setting whose bound passes is taken
+    (bench/bench_budget.py compares the two)."""
     from dataclasses import replace
 
     from btsee.config import ConfigError
-    from calib.budget import cascade_outcome, search_budget
+    from calib.budget import cascade_outcome, guarded_search, search_budget
     from calib.rules import exit_score
 
     check = lg
@@ -66,33 +69,43 @@ def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: floa
         lg, check = lg.subset(np.sort(order[:cut])), lg.subset(np.sort(order[cut:]))
     heads, final = lg.for_score(pol.score)
     anchor = class_precision(predicted_class(final), lg.labels, final.shape[1])
-    check_heads, check_final = check.for_score(pol.score)
-    backbone_pred = predicted_class(check_final)
     per_exit_macs = costs.per_exit()  # (K+1,)
     if pol.policy == "cpm":
-        name, knobs = "margin", MARGIN_KNOBS
+        name, knobs = "margin", MARGIN_KNOBS  # a higher margin lowers the bar: cautious to bold
     else:
         name = "global_threshold"
         domain = lg.float_heads if pol.score == "margin" else heads
         scores = np.concatenate([exit_score(z, pol.score) for z in domain])
-        knobs = tuple(float(v) for v in np.unique(np.quantile(scores, GLOBAL_KNOB_QUANTILES)))
+        knobs = tuple(float(v) for v in np.unique(np.quantile(scores, GLOBAL_KNOB_QUANTILES))[::-1])
 
     def calibrate(values: list[float]) -> list:
         return calibrate_cascade(lg, heads, anchor, [replace(pol, **{name: v}) for v in values])
 
-    def measure(cals: list):
-        exit_at, pred = cascade_from_logits(check_heads, [cal.thresholds for cal in cals], check_final, pol.score)
-        return cascade_outcome(pred, per_exit_macs[exit_at], backbone_pred, check.labels, costs.backbone,
-                               drop_confidence)
+    def measurer(split, confidence: float | None):
+        split_heads, split_final = split.for_score(pol.score)
+        backbone_pred = predicted_class(split_final)
 
-    choice = search_budget(calibrate, measure, knobs, len(heads), max_drop, per_exit)
+        def measure(cals: list):
+            exit_at, pred = cascade_from_logits(split_heads, [cal.thresholds for cal in cals], split_final, pol.score)
+            return cascade_outcome(pred, per_exit_macs[exit_at], backbone_pred, split.labels, costs.backbone,
+                                   confidence)
+        return measure
+
+    measure = measurer(check, drop_confidence)
+    guard = "sequential" if holdout and drop_confidence is not None and sequential else "best"
+    if guard == "sequential":
+        choice = guarded_search(calibrate, measurer(lg, None), measure, knobs, len(heads), max_drop, per_exit)
+    else:
+        choice = search_budget(calibrate, measure, knobs, len(heads), max_drop, per_exit)
     if choice is None:
         least = min(measure(calibrate([k] * len(heads))).drop_bound_points for k in knobs)
-        raise ConfigError(f"calibration.max_drop {max_drop}: no {name} from {knobs[0]:g} to {knobs[-1]:g} keeps the "
-                          f"validation drop{' bound' if drop_confidence else ''} within it (the least is {least:.2f} "
-                          f"points on {len(check.labels)} images); allow more, or calibrate on more images")
+        first = (f"; the most cautious {name} {knobs[0]:g} does not" if guard == "sequential" else "")
+        raise ConfigError(f"calibration.max_drop {max_drop}: no {name} from {min(knobs):g} to {max(knobs):g} keeps "
+                          f"the validation drop{' bound' if drop_confidence else ''} within it{first} (the least is "
+                          f"{least:.2f} points on {len(check.labels)} images); allow more, or calibrate on more images")
     record = {"max_drop": max_drop, "search": "per_exit" if per_exit else "shared", "confidence": drop_confidence,
-              "holdout": holdout, "class_confidence": pol.class_confidence, "knob": name,
+              "holdout": holdout, "guard": guard if drop_confidence is not None else None,
+              "class_confidence": pol.class_confidence, "knob": name,
               "chosen": choice.knobs, "drop_points": round(choice.outcome.drop_points, 4),
               "drop_bound_points": round(choice.outcome.drop_bound_points, 4),
               "mac_fraction_validation": round(choice.outcome.mac_fraction, 5), "tried": len(choice.tried)}
@@ -116,10 +129,11 @@ def step_calibrate(ctx: Context) -> Context:
         c = ctx.config.calibration
         cals, budget = budget_search(lg, pol, read_costs(ctx.out, ctx.config.exits.points), c.max_drop,
                                      c.budget_search == "per_exit", c.holdout if c.confidence else 0.0, c.confidence)
+        how = "tested in order" if budget["guard"] == "sequential" else "tried"
+        bound = f" (bound {budget['drop_bound_points']:.2f} at {budget['confidence']})" if budget["confidence"] else ""
         ctx.log(f"  budget {budget['max_drop']} points: {budget['knob']} {[round(v, 4) for v in budget['chosen']]} "
-                f"({budget['search']}, {budget['tried']} tried), validation drop {budget['drop_points']:.2f} points"
-                + (f" (bound {budget['drop_bound_points']:.2f} at {budget['confidence']})" if budget["confidence"]
-                   else "") + f", MAC fraction {budget['mac_fraction_validation']:.3f}")
+                f"({budget['search']}, {budget['tried']} {how}), validation drop {budget['drop_points']:.2f} points"
+                f"{bound}, MAC fraction {budget['mac_fraction_validation']:.3f}")
     points = ctx.config.exits.points
     if len(cals) != len(points):
         raise ArtifactError(f"{ctx.out / LOGITS_FILE}: logits of {len(cals)} heads, exits.points names {len(points)}; "
