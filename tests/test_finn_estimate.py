@@ -134,3 +134,29 @@ def test_rtl_simulation_fails_clearly_without_vivado(tmp_path, monkeypatch):
 
         with pytest.raises(RuntimeError, match="xsim"):
             finn.xsi.SimEngine()
+
+
+def test_builds_in_two_threads_leave_stdout_as_it_was(tmp_path):
+    # each build swaps sys.stdout for its own sink and closes that sink when it ends: two
+    # overlapping builds used to leave sys.stdout on the first one's closed sink
+    import threading
+
+    stdout, stderr = sys.stdout, sys.stderr
+    inside = threading.Barrier(2, timeout=5)
+    overlapped = []
+
+    def build(name: str) -> None:
+        with finn_builder(tmp_path / name):
+            try:
+                inside.wait()  # both inside at once: only possible without the lock
+                overlapped.append(name)
+            except threading.BrokenBarrierError:
+                pass
+
+    threads = [threading.Thread(target=build, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlapped == []  # one build at a time
+    assert sys.stdout is stdout and sys.stderr is stderr and not sys.stdout.closed

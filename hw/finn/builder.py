@@ -21,7 +21,9 @@ tool wherever it checks). Each of its parts answers one measured obstacle:
   find global settings" otherwise); FINN caches them after the first build, so the cached
   build dir is pointed at this build's too, and both are restored afterwards.
 
-Not thread-safe: the adapter changes process-wide state for the duration of one build.
+The adapter changes process-wide state for the duration of one build, so builds in one
+process take turns (a lock): two threads that each saved and restored sys.stdout around
+their own build left it on the other's closed sink.
 """
 from __future__ import annotations
 
@@ -29,9 +31,14 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+
+_ONE_BUILD_AT_A_TIME = threading.RLock()
+"""Held for the whole of `finn_builder`: the state it swaps is the process's, not the thread's."""
 
 
 def _bind_simengine_stand_in() -> None:
@@ -60,8 +67,16 @@ def finn_builder(build_dir: Path, *, echo: bool = False) -> Iterator[Callable[..
     false the builder's console output is discarded (its build log keeps all of it).
     On exit, whatever happened: os.environ's FINN_BUILD_DIR, FINN's cached build dir,
     `get_vivado_root`, sys.stdout/sys.stderr, the root logger's handlers and level and the
-    warnings hook are as before. XILINX_VIVADO is never set.
+    warnings hook are as before. XILINX_VIVADO is never set. Another thread's build waits.
     """
+    with _ONE_BUILD_AT_A_TIME:
+        with _finn_builder(build_dir, echo=echo) as build:
+            yield build
+
+
+@contextlib.contextmanager
+def _finn_builder(build_dir: Path, *, echo: bool) -> Iterator[Callable[..., int]]:
+    """`finn_builder` without the lock."""
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     saved_env = os.environ.get("FINN_BUILD_DIR")
