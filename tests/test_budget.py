@@ -207,6 +207,18 @@ def test_a_budget_nothing_meets_is_a_config_error_naming_it():
         budget_search(split, CalibrationPolicy(policy="global"), Costs(100, (30,), (1,)), 0.0, per_exit=False)
 
 
+def test_a_guard_whose_most_cautious_setting_fails_is_a_config_error_naming_it():
+    from btsee.config import ConfigError
+    from btsee.steps.calibration import budget_search
+    from calib.cascade import Costs
+    from calib.cpm import CalibrationPolicy
+
+    split = _one_head_split(np.zeros(400, bool), 1.0 + np.arange(400) * 0.01)  # every exit is wrong
+    with pytest.raises(ConfigError, match=r"calibration.max_drop 0.5: .* the most cautious global_threshold"):
+        budget_search(split, CalibrationPolicy(policy="global"), Costs(100, (30,), (1,)), 0.5, per_exit=True,
+                      holdout=0.5, drop_confidence=0.9)
+
+
 def test_the_calibrate_step_meets_the_budget_on_the_tiny_run(tiny_run_copy):
     # 128 held-out images of weak tiny heads: a bound of a few points is what they can meet
     cfg = dict(TINY_CONFIG, calibration=dict(TINY_CONFIG["calibration"], max_drop=10.0, confidence=0.9,
