@@ -5,8 +5,9 @@ heads and backbone are fixed; validation and test logits are pooled and re-split
 the test part measures the drop against the backbone and the MAC fraction: plain, with the
 drop's bound on the fitting images, with the boldest setting whose bound passes on a
 held-out half ("best"), and with the learn-then-test guard the flow uses (settings tested on
-the held-out half in an order the fitting half fixed), for CPM and the global threshold, at
-budgets of 1 and 2 points.
+the held-out half in an order the fitting half fixed), bounding the drop the test part's
+images will show ("guard", the default) or the expected drop ("guard, expected drop"), for
+CPM and the global threshold, at budgets of 1 and 2 points.
 
 Writes bench/results/budget.json: per policy, budget and method, how often the test drop
 exceeds the budget (the exceedance rate, with its binomial standard error), the mean and
@@ -38,12 +39,16 @@ BUDGETS = (1.0, 2.0)
 CONFIDENCE = 0.9
 POLICIES = ("cpm", "global")
 PER_EXIT = True
+GUARD = {"holdout": 0.5, "drop_confidence": CONFIDENCE}
 METHODS = {"plain": {},
            "bound": {"drop_confidence": CONFIDENCE},
-           "holdout+bound, best": {"holdout": 0.5, "drop_confidence": CONFIDENCE, "sequential": False},
-           "guard": {"holdout": 0.5, "drop_confidence": CONFIDENCE},
-           "guard@0.95": {"holdout": 0.5, "drop_confidence": 0.95}}
-"""Name -> budget_search's keywords. "guard" is what the flow runs with calibration.confidence."""
+           "holdout+bound, best": {**GUARD, "sequential": False},
+           "guard, expected drop": GUARD,
+           "guard": {**GUARD, "guard_images": "test"},
+           "guard@0.95": {**GUARD, "drop_confidence": 0.95, "guard_images": "test"}}
+"""Name -> budget_search's keywords ("test": the test part's size). "guard" is what the flow
+runs with calibration.confidence and guard_images: test; "guard, expected drop" bounds the
+drop on infinitely many images instead (guard_images: null)."""
 
 
 def pooled(a, b):
@@ -63,6 +68,8 @@ def trial(calibration, test, policy: str, budget: float, costs, method: dict) ->
     from calib.rules import predicted_class
 
     pol = CalibrationPolicy(policy=policy)
+    if method.get("guard_images") == "test":
+        method = {**method, "guard_images": len(test.labels)}
     try:
         cals, record = budget_search(calibration, pol, costs, budget, per_exit=PER_EXIT, **method)
     except ConfigError:  # nothing within the budget: every image runs the whole backbone
@@ -114,7 +121,7 @@ def main() -> None:
     out = {"benchmark": "budget", "config": "configs/default.yaml", "splits": SPLITS,
            "calibration_images": CALIBRATION_IMAGES, "test_images": len(everything.labels) - CALIBRATION_IMAGES,
            "confidence": CONFIDENCE, "search": "per_exit" if PER_EXIT else "shared",
-           "methods": {k: {**v, "sequential": v.get("sequential", True)} for k, v in METHODS.items()},
+           "methods": METHODS,
            "resplit": {}, "run_split": {}}
     jobs = [(policy, budget, method) for policy in POLICIES for budget in BUDGETS for method in METHODS]
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # numpy only: one process per core

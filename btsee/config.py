@@ -159,6 +159,11 @@ class CalibrationConfig:
     images the thresholds were fitted on."""
     holdout: float = 0.5
     """The guard: the fraction of the calibration images held out to measure the drop."""
+    guard_images: int | str | None = "test"
+    """The guard: how many unseen images its promise is about. "test": as many as the test
+    split has (the evaluation the report shows); a number; or null for the expected drop
+    (infinitely many images). A finite set adds its own sampling noise to the drop it
+    shows, so the guard bounds that set's drop (a prediction bound): a little more cautious."""
     class_confidence: float | None = None
     """CPM: judge each class's precision by its one-sided lower bound at this confidence
     (more MACs for little less exceedance, measured with the former guard: README)."""
@@ -399,6 +404,9 @@ def validate(cfg: Config) -> None:
         level = getattr(c, name)
         _check(level is None or 0.5 <= level < 1, f"calibration.{name}: a level in [0.5, 1) (or null), got {level}")
     _check(0 < c.holdout < 1, f"calibration.holdout: a fraction strictly between 0 and 1, got {c.holdout}")
+    _check(c.guard_images in (None, "test") or (isinstance(c.guard_images, int) and not isinstance(c.guard_images, bool)
+                                                and c.guard_images >= 1),
+           f"calibration.guard_images: test, a number of images (at least 1) or null, got {c.guard_images!r}")
     h = cfg.hardware
     from boards import available
 

@@ -48,7 +48,8 @@ class Step:
     run: Callable[[Context], Context]
     doc: str
     sections: tuple[str, ...]
-    """Config sections the step's result depends on."""
+    """Config sections the step's result depends on: a whole section ("exits") or one
+    field of it ("calibration.margin")."""
     inputs: tuple[str, ...] = ()
     """Files of earlier steps it reads (relative to the run folder)."""
     outputs: tuple[str, ...] = ()
@@ -68,6 +69,12 @@ class FlowError(BtseeError):
     """The flow cannot run as asked (unknown step, missing inputs of a skipped step)."""
 
 
+def _config_part(cfg: dict, name: str):
+    """The config's section `name`, or one field of a section for "section.field"."""
+    section, _, field = name.partition(".")
+    return cfg[section][field] if field else cfg[section]
+
+
 def fingerprint(step: Step, ctx: Context) -> str:
     """Hash of the step's config sections and the contents of its input files (in the run
     folder, then outside it)."""
@@ -75,7 +82,7 @@ def fingerprint(step: Step, ctx: Context) -> str:
     h = hashlib.sha256(step.name.encode())
     if step.version != 1:  # version 1 adds nothing: fingerprints from before versions stay valid
         h.update(f"version {step.version}".encode())
-    h.update(json.dumps({s: cfg[s] for s in step.sections}, sort_keys=True).encode())
+    h.update(json.dumps({s: _config_part(cfg, s) for s in step.sections}, sort_keys=True).encode())
     for path in step.external_inputs(ctx.config) if step.external_inputs else ():
         h.update(str(path).encode() + sha256_of(Path(path)).encode())
     for rel in step.inputs:

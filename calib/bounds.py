@@ -1,6 +1,7 @@
 """One-sided confidence bounds for the calibration's guard: of a proportion (Wilson score)
-and of the difference of two paired proportions (Tango's score). Numpy and the standard
-library only."""
+and of the difference of two paired proportions (Tango's score), the latter also as a
+prediction bound for the difference a given number of new pairs will show. Numpy and the
+standard library only."""
 from __future__ import annotations
 
 import math
@@ -38,11 +39,22 @@ def wilson_upper(successes: np.ndarray, trials: np.ndarray, z: float) -> np.ndar
     return np.where(n > 0, 1.0 - wilson_lower(n - s, n, z), 1.0)
 
 
-def paired_difference_upper(first: np.ndarray, second: np.ndarray, n: np.ndarray, z: float) -> np.ndarray:
+def paired_difference_upper(first: np.ndarray, second: np.ndarray, n: np.ndarray, z: float,
+                            future: int | None = None) -> np.ndarray:
     """One-sided upper bound of p1 - p2 from n paired trials of which `first` have only the
     first event and `second` only the second (Tango's score bound, 1998): the largest d
     whose score statistic (b - c - n d) / sqrt(n (2 q(d) + d (1 - d))) stays at or above -z,
-    q(d) being the maximum-likelihood p2 given p1 - p2 = d. Found by bisection to 1e-12."""
+    q(d) being the maximum-likelihood p2 given p1 - p2 = d. Found by bisection to 1e-12.
+
+    With `future`, a prediction bound instead: for the difference of the shares observed on
+    that many new pairs, which adds their own noise. The observed share minus the future
+    one has variance v (1/n + 1/future), v the per-pair variance, so the same score
+    equation holds with z scaled by sqrt(1 + n / future); None is the limit of infinitely
+    many new pairs, the bound on p1 - p2 itself."""
+    if future is not None:
+        if future < 1:
+            raise ValueError(f"a prediction bound is for at least one new pair, got {future}")
+        z = z * np.sqrt(1.0 + np.asarray(n, np.float64) / future)
     b, c = np.asarray(first, np.float64), np.asarray(second, np.float64)
     n = np.asarray(n, np.float64)
     lo, hi = np.broadcast_arrays((b - c) / n, np.ones_like(b + c + n))

@@ -14,7 +14,10 @@ the last setting to pass before the first failure is chosen. Of the n held-out i
 are right by the backbone and wrong by the cascade and c the other way round; the drop is
 (b - c) / n, a difference of paired proportions, bounded by Tango's score bound (its
 one-sided error stays near the nominal level even when c is small, which a Wilson bound on
-b / (b + c) scaled by (b + c) / n does not: that one ignores the noise in b + c).
+b / (b + c) scaled by (b + c) / n does not: that one ignores the noise in b + c). Given the
+number of unseen images the promise is about (the test split's, say), the bound is a
+prediction bound for the drop those images will show, which adds their own sampling noise;
+without it, the bound is on the expected drop (infinitely many images).
 Because the order is fixed before the held-out images are looked at, testing many settings
 does not spend the confidence (fixed-sequence testing), whereas choosing the boldest of
 all settings whose bound passes does: bench/bench_budget.py measures both.
@@ -43,9 +46,10 @@ class Outcome:
 
 
 def cascade_outcome(exit_pred: np.ndarray, exit_macs: np.ndarray, backbone_pred: np.ndarray, labels: np.ndarray,
-                    backbone_macs: float, confidence: float | None) -> Outcome:
+                    backbone_macs: float, confidence: float | None, future_images: int | None = None) -> Outcome:
     """Drop, its bound at `confidence` (None: no guard) and MAC fraction of a cascade that
-    predicts `exit_pred` (N,) paying `exit_macs` (N,), against the backbone's `backbone_pred`."""
+    predicts `exit_pred` (N,) paying `exit_macs` (N,), against the backbone's `backbone_pred`.
+    With `future_images`, the bound is on the drop that many unseen images will show."""
     n = len(labels)
     cascade_right, backbone_right = exit_pred == labels, backbone_pred == labels
     lost = int(np.sum(backbone_right & ~cascade_right))  # b
@@ -53,7 +57,8 @@ def cascade_outcome(exit_pred: np.ndarray, exit_macs: np.ndarray, backbone_pred:
     drop = 100.0 * (lost - gained) / n
     bound = drop
     if confidence is not None:
-        bound = 100.0 * float(paired_difference_upper(lost, gained, n, normal_quantile(confidence)))
+        z = normal_quantile(confidence)
+        bound = 100.0 * float(paired_difference_upper(lost, gained, n, z, future_images))
     return Outcome(drop, bound, float(np.mean(exit_macs) / backbone_macs))
 
 

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from btsee.run_folder import load_logits
 from calib.bounds import normal_quantile, paired_difference_upper, paired_score, wilson_lower, wilson_upper
 from calib.budget import Outcome, cascade_outcome, cautious_to_bold, guarded_search, search_budget
 from calib.cpm import lowest_threshold
@@ -82,6 +83,33 @@ def test_the_paired_bound_errs_at_its_nominal_rate():
     m = counts[:, 0] + counts[:, 1]
     scaled = (2 * wilson_upper(counts[:, 0], m, normal_quantile(0.9)) - 1) * m / n
     assert np.mean(scaled <= drop) > 0.13
+
+
+def test_the_prediction_bound_covers_the_drop_of_a_finite_unseen_set():
+    # 3,000 held-out pairs bound the drop 10,000 new pairs will show: both sets drawn at the
+    # same true shares, the 0.9 prediction bound lies below the new set's drop ~10 % of the time
+    rng = np.random.default_rng(1)
+    n, future, shares = 3000, 10000, [0.02, 0.01, 0.97]  # lost, gained, neither
+    seen = rng.multinomial(n, shares, size=20000)
+    unseen = rng.multinomial(future, shares, size=20000)
+    unseen_drop = (unseen[:, 0] - unseen[:, 1]) / future
+    z = normal_quantile(0.9)
+    predicted = paired_difference_upper(seen[:, 0], seen[:, 1], n, z, future)
+    assert 0.09 <= np.mean(unseen_drop > predicted) <= 0.11
+    # the bound on the expected drop ignores the new set's noise: sqrt(1 + 0.3) wider would be
+    # right, so it errs ~13 % of the time against the new set's drop
+    assert np.mean(unseen_drop > paired_difference_upper(seen[:, 0], seen[:, 1], n, z)) > 0.12
+
+
+def test_the_prediction_bound_widens_as_the_unseen_set_shrinks():
+    z = normal_quantile(0.9)
+    expected = float(paired_difference_upper(36, 17, 3000, z))
+    widths = [float(paired_difference_upper(36, 17, 3000, z, m)) for m in (100, 1000, 10000, 10 ** 12)]
+    assert widths == sorted(widths, reverse=True) and widths[-1] == pytest.approx(expected, abs=1e-9)
+    # it is the expected drop's bound at z sqrt(1 + n / m)
+    assert widths[2] == float(paired_difference_upper(36, 17, 3000, z * np.sqrt(1.3)))
+    with pytest.raises(ValueError, match="at least one new pair"):
+        paired_difference_upper(36, 17, 3000, z, 0)
 
 
 def test_the_search_finds_the_fewest_macs_within_the_budget():
@@ -229,6 +257,8 @@ def test_the_calibrate_step_meets_the_budget_on_the_tiny_run(tiny_run_copy):
     budget = doc["budget"]
     assert budget["max_drop"] == 10.0 and budget["search"] == "per_exit" and budget["confidence"] == 0.9
     assert budget["holdout"] == 0.5  # the default fraction held out to measure the drop
+    test_images = len(load_logits(tiny_run_copy, "test").labels)
+    assert budget["guard_images"] == test_images  # the default: the promise is about the test split
     assert budget["drop_points"] <= budget["drop_bound_points"] <= 10.0
     assert len(budget["chosen"]) == len(doc["exits"])
     report = json.loads((tiny_run_copy / "report.json").read_text())

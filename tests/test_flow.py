@@ -163,3 +163,29 @@ def test_a_new_output_format_version_reruns_the_step(tmp_path):
     assert calls == ["a", "b"]
     run_steps([steps[0], replace(steps[1], version=2)], ctx)
     assert calls == ["a", "b", "b"]
+
+
+def test_the_budget_fields_do_not_retrain_the_heads(tmp_path):
+    """The exits step reads the calibration policy (bts trains on what earlier exits pass
+    on), not the accuracy budget: changing max_drop or the guard reruns calibrate only."""
+    from dataclasses import replace
+
+    from btsee.flow import fingerprint
+    from btsee.steps import STEPS_BY_NAME
+
+    for step in ("exits", "calibrate"):
+        for rel in STEPS_BY_NAME[step].inputs:  # stand-ins: their contents only enter the hash
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(rel)
+
+    def prints(**calibration) -> tuple[str, str]:
+        """(exits, calibrate) fingerprints with these calibration fields."""
+        cfg = Config()
+        cfg = replace(cfg, calibration=replace(cfg.calibration, **calibration))
+        ctx = Context(cfg, tmp_path, DistEnv(0, 1, None), log=lambda _m: None)
+        return fingerprint(STEPS_BY_NAME["exits"], ctx), fingerprint(STEPS_BY_NAME["calibrate"], ctx)
+
+    exits, calibrate = prints()
+    budget = prints(max_drop=2.0, confidence=0.95, guard_images=500)
+    assert budget[0] == exits and budget[1] != calibrate
+    assert prints(margin=0.1)[0] != exits and prints(policy="global")[0] != exits

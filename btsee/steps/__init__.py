@@ -8,6 +8,7 @@ before any step runs. Later steps (bitstream, package) get modules of their own 
 """
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from boards import board_file
@@ -25,6 +26,12 @@ from btsee.steps.hardware import step_dataflow, step_export
 from btsee.steps.rtl import step_rtl, step_synth
 from btsee.steps.simulate import step_simulate
 from btsee.steps.training import step_backbone, step_data, step_exits
+from calib.cpm import CalibrationPolicy
+
+
+POLICY_FIELDS = tuple(f"calibration.{f.name}" for f in fields(CalibrationPolicy))
+"""What the exits step reads of the calibration section (bts trains each head on what the
+earlier exits pass on under this policy): the budget's fields do not retrain the heads."""
 
 
 def _hardware_cannot_run(config: Config) -> str | None:
@@ -63,11 +70,11 @@ STEPS: list[Step] = [
          inputs=(SPLIT_FILE, DATA_SUMMARY), outputs=(BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS),
          all_ranks=True),
     Step("exits", step_exits, "train the exit heads on cached backbone features",
-         ("data", "model", "train", "exits", "calibration"),
+         ("data", "model", "train", "exits", *POLICY_FIELDS),
          inputs=(SPLIT_FILE, BACKBONE_FILE, BACKBONE_HISTORY), outputs=(HEADS_FILE, LOGITS_FILE, HEAD_MACS)),
     Step("calibrate", step_calibrate, "calibrate the exit thresholds on the validation split",
          ("calibration",), inputs=(LOGITS_FILE, BACKBONE_FILE, HEADS_FILE, BACKBONE_MACS, HEAD_MACS),
-         outputs=(THRESHOLDS_FILE,), version=2),  # 2: the guard tests settings in a fixed order
+         outputs=(THRESHOLDS_FILE,), version=3),  # 3: the guard bounds the drop on guard_images
     Step("evaluate", step_evaluate, "measure the calibrated cascade on the test split",
          ("exits", "calibration"),
          inputs=(LOGITS_FILE, THRESHOLDS_FILE, BACKBONE_MACS, HEAD_MACS, BACKBONE_FILE, HEADS_FILE, DATA_SUMMARY),

@@ -46,7 +46,8 @@ HOLDOUT_SEED = 0
 
 
 def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: float = 0.0,
-                  drop_confidence: float | None = None, sequential: bool = True) -> tuple[list, dict]:
+                  drop_confidence: float | None = None, sequential: bool = True,
+                  guard_images: int | None = None) -> tuple[list, dict]:
     """(calibrations, record): on the split `lg` (SplitLogits), the CPM margin (or global
     threshold) per exit with the fewest expected MACs whose accuracy drop against the
     backbone, or its upper bound at `drop_confidence`, is within `max_drop` points; a
@@ -55,7 +56,8 @@ def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: floa
     that held-out part (seeded), which the thresholds never saw; with a bound too, the
     settings are tested there in an order the fitting part fixed (calib.budget.guarded_search),
     unless `sequential` is False: then the boldest setting whose bound passes is taken
-    (bench/bench_budget.py compares the two)."""
+    (bench/bench_budget.py compares the two). With `guard_images`, the bound is on the drop
+    that many unseen images will show (a prediction bound); None: on the expected drop."""
     from dataclasses import replace
 
     from btsee.config import ConfigError
@@ -88,7 +90,7 @@ def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: floa
         def measure(cals: list):
             exit_at, pred = cascade_from_logits(split_heads, [cal.thresholds for cal in cals], split_final, pol.score)
             return cascade_outcome(pred, per_exit_macs[exit_at], backbone_pred, split.labels, costs.backbone,
-                                   confidence)
+                                   confidence, guard_images)
         return measure
 
     measure = measurer(check, drop_confidence)
@@ -104,7 +106,7 @@ def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: floa
                           f"the validation drop{' bound' if drop_confidence else ''} within it{first} (the least is "
                           f"{least:.2f} points on {len(check.labels)} images); allow more, or calibrate on more images")
     record = {"max_drop": max_drop, "search": "per_exit" if per_exit else "shared", "confidence": drop_confidence,
-              "holdout": holdout, "guard": guard if drop_confidence is not None else None,
+              "guard_images": guard_images if drop_confidence is not None else None, "holdout": holdout, "guard": guard if drop_confidence is not None else None,
               "class_confidence": pol.class_confidence, "knob": name,
               "chosen": choice.knobs, "drop_points": round(choice.outcome.drop_points, 4),
               "drop_bound_points": round(choice.outcome.drop_bound_points, 4),
@@ -127,10 +129,14 @@ def step_calibrate(ctx: Context) -> Context:
         cals = calibrate_cascade(lg, heads, anchor, pol)
     else:
         c = ctx.config.calibration
+        future = len(load_logits(ctx.out, "test").labels) if c.guard_images == "test" else c.guard_images
         cals, budget = budget_search(lg, pol, read_costs(ctx.out, ctx.config.exits.points), c.max_drop,
-                                     c.budget_search == "per_exit", c.holdout if c.confidence else 0.0, c.confidence)
+                                     c.budget_search == "per_exit", c.holdout if c.confidence else 0.0, c.confidence,
+                                     guard_images=future)
         how = "tested in order" if budget["guard"] == "sequential" else "tried"
-        bound = f" (bound {budget['drop_bound_points']:.2f} at {budget['confidence']})" if budget["confidence"] else ""
+        on = f" on {budget['guard_images']:,} unseen images" if budget["guard_images"] else ""
+        bound = (f" (bound {budget['drop_bound_points']:.2f}{on} at {budget['confidence']})" if budget["confidence"]
+                 else "")
         ctx.log(f"  budget {budget['max_drop']} points: {budget['knob']} {[round(v, 4) for v in budget['chosen']]} "
                 f"({budget['search']}, {budget['tried']} {how}), validation drop {budget['drop_points']:.2f} points"
                 f"{bound}, MAC fraction {budget['mac_fraction_validation']:.3f}")
