@@ -106,7 +106,8 @@ def budget_search(lg, pol, costs, max_drop: float, per_exit: bool, holdout: floa
                           f"the validation drop{' bound' if drop_confidence else ''} within it{first} (the least is "
                           f"{least:.2f} points on {len(check.labels)} images); allow more, or calibrate on more images")
     record = {"max_drop": max_drop, "search": "per_exit" if per_exit else "shared", "confidence": drop_confidence,
-              "guard_images": guard_images if drop_confidence is not None else None, "holdout": holdout, "guard": guard if drop_confidence is not None else None,
+              "guard_images": guard_images if drop_confidence is not None else None, "holdout": holdout,
+              "guard": guard if drop_confidence is not None else None,
               "class_confidence": pol.class_confidence, "knob": name,
               "chosen": choice.knobs, "drop_points": round(choice.outcome.drop_points, 4),
               "drop_bound_points": round(choice.outcome.drop_bound_points, 4),
