@@ -45,8 +45,10 @@ def _model(path: str, float64: bool = False, batch: int = BATCH):
 
     from hw.verify.batch import batch_safe_im2col, with_batch
     from hw.verify.exact_qonnx import widen_to_float64
+    from hw.verify.sanitize import fast_sanitize
 
     batch_safe_im2col()
+    fast_sanitize()
     key = (path, float64, batch)
     if key not in _MODELS:
         model = ModelWrapper(path)
