@@ -6,15 +6,24 @@
 //   bits [CW-1:0]       the predicted class
 //   bit  CW             exits: ENABLED[class] and score >= THRESHOLDS[class]
 //   bits [CW+1 +: SW]   the score, signed: top-2 margin (TOP_SCORE = 0) or the top logit
-// One logit per cycle and no stalls of its own: TREADY drops only on a K-th logit while the
-// previous result still waits for the output (backpressure). AXI-Stream both sides.
+// THRESHOLDS is packed, class c in bits [c*SW +: SW], so its width follows the K given
+// (an unpacked array parameter took its size from the default K in Verilator).
+//
+// Pipeline, so that no register-to-register path is longer than one compare or one
+// subtraction (FINN's layers close 100 MHz with paths of that depth):
+//   scan:   the running max and runner-up, one logit per cycle (compare -> select);
+//   score:  top - runner (or top), and the class's threshold and enable looked up;
+//   decide: score >= threshold, the output word registered.
+// Each stage holds one image and moves on when the next is free, so a result waiting for
+// the output stalls nothing until three images are pending: one logit per cycle, and TREADY
+// drops only on a K-th logit that finds every stage full. AXI-Stream both sides.
 // Python model: hw/rtl/exit_decision/model.py (calib.rules.decide, the golden simulator's).
 module btsee_exit_decision #(
   parameter int K = 10,
   parameter int LOGIT_BITS = 16,
   parameter bit TOP_SCORE = 0,
   parameter logic [K-1:0] ENABLED = '1,
-  parameter logic signed [LOGIT_BITS+1:0] THRESHOLDS [K] = '{default: 0},
+  parameter logic [K*(LOGIT_BITS+2)-1:0] THRESHOLDS = '0,
   localparam int CW = K > 1 ? $clog2(K) : 1,
   localparam int SW = LOGIT_BITS + 2,
   localparam int IN_W = (LOGIT_BITS + 7) / 8 * 8,
@@ -29,17 +38,27 @@ module btsee_exit_decision #(
   output logic out0_V_TVALID,
   input  logic out0_V_TREADY
 );
+  // scan stage: the image being read
   logic [CW-1:0] position;                    // index of the logit taken next
   logic signed [LOGIT_BITS-1:0] best, runner;
   logic [CW-1:0] best_index;
   logic has_runner;
+  // score stage: a whole image's top two
+  logic top_valid;
+  logic signed [LOGIT_BITS-1:0] top_best, top_runner;
+  logic [CW-1:0] top_index;
+  // decide stage: its score and its class's threshold
+  logic score_valid;
+  logic signed [SW-1:0] score, threshold;
+  logic enabled;
+  logic [CW-1:0] score_index;
+  // output register
   logic valid;
   logic [OUT_W-1:0] result;
 
-  // the state after taking logit v at `position`
+  // the scan state after taking logit v at `position`
   logic signed [LOGIT_BITS-1:0] v, next_best, next_runner;
   logic [CW-1:0] next_index;
-  logic signed [SW-1:0] score;
   logic last, take;
   assign v = in0_V_TDATA[LOGIT_BITS-1:0];
   assign last = position == CW'(K - 1);
@@ -53,10 +72,14 @@ module btsee_exit_decision #(
       next_runner = v;
     end
   end
-  // K >= 2: the K-th logit always leaves a runner-up
-  assign score = TOP_SCORE ? SW'(next_best) : SW'(next_best) - SW'(next_runner);
 
-  assign in0_V_TREADY = !last || !valid || out0_V_TREADY;
+  // each stage moves on when the one after it is empty or moving on
+  logic out_free, decide_free, score_free;
+  assign out_free = !valid || out0_V_TREADY;
+  assign decide_free = !score_valid || out_free;
+  assign score_free = !top_valid || decide_free;
+
+  assign in0_V_TREADY = !last || score_free;
   assign take = in0_V_TVALID && in0_V_TREADY;
   assign out0_V_TVALID = valid;
   assign out0_V_TDATA = result;
@@ -64,19 +87,37 @@ module btsee_exit_decision #(
   always_ff @(posedge ap_clk) begin
     if (!ap_rst_n) begin
       position <= '0;
-      valid <= 1'b0;
       has_runner <= 1'b0;
-      best <= '0; runner <= '0; best_index <= '0; result <= '0;
+      best <= '0; runner <= '0; best_index <= '0;
+      top_valid <= 1'b0; top_best <= '0; top_runner <= '0; top_index <= '0;
+      score_valid <= 1'b0; score <= '0; threshold <= '0; enabled <= 1'b0; score_index <= '0;
+      valid <= 1'b0; result <= '0;
     end else begin
-      if (valid && out0_V_TREADY) valid <= 1'b0;
+      // decide -> output
+      if (out_free) begin
+        valid <= score_valid;
+        if (score_valid) result <= OUT_W'({score, enabled && (score >= threshold), score_index});
+      end
+      // score -> decide (K >= 2: a whole image always leaves a runner-up)
+      if (decide_free) begin
+        score_valid <= top_valid;
+        if (top_valid) begin
+          score <= TOP_SCORE ? SW'(top_best) : SW'(top_best) - SW'(top_runner);
+          threshold <= THRESHOLDS[top_index * SW +: SW];
+          enabled <= ENABLED[top_index];
+          score_index <= top_index;
+        end
+      end
+      // scan -> score
+      if (score_free) top_valid <= 1'b0;
       if (take) begin
         best <= next_best; runner <= next_runner; best_index <= next_index;
         has_runner <= position != 0;
         if (last) begin
           position <= '0;
           has_runner <= 1'b0;
-          valid <= 1'b1;
-          result <= OUT_W'({score, ENABLED[next_index] && (score >= THRESHOLDS[next_index]), next_index});
+          top_valid <= 1'b1;
+          top_best <= next_best; top_runner <= next_runner; top_index <= next_index;
         end else begin
           position <= position + 1'b1;
         end

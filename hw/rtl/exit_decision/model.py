@@ -39,14 +39,17 @@ def unpack_result(words: np.ndarray, k: int, logit_bits: int) -> np.ndarray:
 
 
 def parameters(thresholds: list[int | None], logit_bits: int, kind: str) -> str:
-    """The SystemVerilog parameter list `#(...)` of the unit for this table."""
+    """The SystemVerilog parameter list `#(...)` of the unit for this table: THRESHOLDS
+    packed, class c's LOGIT_BITS + 2 bit two's complement value in bits [c*SW +: SW]."""
     k, sw = len(thresholds), logit_bits + 2
+    if k < 2:
+        raise ValueError(f"the exit decision unit needs at least 2 classes, got {k}")
     lo, hi = -(1 << (sw - 1)), (1 << (sw - 1)) - 1
     values = [0 if t is None else min(max(int(t), lo), hi) for t in thresholds]
     enabled = "".join("1" if t is not None else "0" for t in reversed(thresholds))  # class 0 in bit 0
-    table = ", ".join(f"{sw}'sd{v}" if v >= 0 else f"-{sw}'sd{-v}" for v in values)
+    packed = sum((v & ((1 << sw) - 1)) << (c * sw) for c, v in enumerate(values))
     return (f"#(.K({k}), .LOGIT_BITS({logit_bits}), .TOP_SCORE({int(kind == 'top')}), "
-            f".ENABLED({k}'b{enabled}), .THRESHOLDS('{{{table}}}))")
+            f".ENABLED({k}'b{enabled}), .THRESHOLDS({k * sw}'h{packed:x}))")
 
 
 def pack_result(rows: np.ndarray, k: int, logit_bits: int) -> np.ndarray:

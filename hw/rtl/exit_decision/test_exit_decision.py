@@ -1,7 +1,8 @@
 """Block test of exit_decision.sv in Verilator against its model (the golden rule), on
 1,200 real test images per head of the default run with its calibrated thresholds: random
 stalls on both sides, a reset in the middle of an image, ties, and the cycle count of a
-unit that never stalls on its own."""
+unit that never stalls on its own; and on synthetic logits for K = 2, 6, 10 and 100
+classes with ties and the widest scores."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ def _head(i: int) -> tuple[np.ndarray, list[int | None]]:
 
 
 def _unit(tmp_path: Path, thresholds: list[int | None], kind: str = "margin") -> Path:
-    out_w = word_width(1, class_bits(K) + 1 + LOGIT_BITS + 2)
+    out_w = word_width(1, class_bits(len(thresholds)) + 1 + LOGIT_BITS + 2)
     tmp_path.mkdir(parents=True, exist_ok=True)
     tb = tmp_path / "tb.sv"
     tb.write_text(stream_testbench(f"btsee_exit_decision {parameters(thresholds, LOGIT_BITS, kind)}",
@@ -34,10 +35,12 @@ def _unit(tmp_path: Path, thresholds: list[int | None], kind: str = "margin") ->
 
 
 def _run(binary: Path, folder: Path, logits: np.ndarray, **kw) -> tuple[np.ndarray, object]:
-    out_bits = class_bits(K) + 1 + LOGIT_BITS + 2
+    """(N, K) logits through the unit -> (N, 3) rows (class, exits, score) and the run."""
+    k = logits.shape[1]
+    out_bits = class_bits(k) + 1 + LOGIT_BITS + 2
     run = simulate(binary, folder, logits.reshape(-1, 1), LOGIT_BITS, len(logits), 1, out_bits, False,
                    frame_words=1, max_cycles=100 * logits.size, **kw)
-    return unpack_result(run.codes[:, 0], K, LOGIT_BITS), run
+    return unpack_result(run.codes[:, 0], k, LOGIT_BITS), run
 
 
 @pytest.mark.parametrize("head", [0, 1, 2])
@@ -63,6 +66,34 @@ def test_ties_go_to_the_lowest_index_and_top_score(tmp_path):
         got, _ = _run(binary, tmp_path / kind / "run", logits, seed=3, in_stall=20, out_stall=20)
         assert np.array_equal(got, decisions(logits, thresholds, kind)), kind
     assert got[0, 0] == 0
+
+
+@pytest.mark.parametrize("k", [2, 6, 10, 100])
+def test_every_class_count_with_ties_and_the_widest_scores(k, tmp_path):
+    """The unit for K classes (its threshold table sized by K, not by a default) equals the
+    golden rule under stalls and a mid-image reset: ties, the widest margin and top logit
+    16-bit logits allow, and thresholds at both ends of the score range."""
+    rng = np.random.default_rng(k)
+    lo, hi = -(1 << (LOGIT_BITS - 1)), (1 << (LOGIT_BITS - 1)) - 1
+    logits = rng.integers(-3, 4, size=(max(300, 3000 // k), k))  # many ties
+    logits[1::7] = rng.integers(lo, hi + 1, size=logits[1::7].shape)  # the whole range
+    logits[0] = hi  # all equal: class 0, margin 0
+    logits[2] = lo
+    logits[2, -1] = hi  # the widest margin, on the last class
+    logits[3] = lo
+    logits[3, k // 2] = hi
+    score_max = 1 << LOGIT_BITS
+    choices = [None, 0, 1, 2, -1, score_max, -score_max, score_max + 5, hi]  # some beyond the range
+    thresholds = [choices[i] for i in rng.integers(0, len(choices), size=k)]
+    thresholds[k - 1] = hi - lo  # the widest margin exits exactly at its threshold
+    for kind in ("margin", "top"):
+        binary = _unit(tmp_path / kind, thresholds, kind)
+        expected = decisions(logits, thresholds, kind)
+        assert 0 < expected[:, 1].sum() < len(expected), kind  # some exit, some do not
+        got, _ = _run(binary, tmp_path / kind / "run", logits, seed=k, in_stall=25, out_stall=40,
+                      reset_at=logits.size // 2 + k // 2)  # mid-image
+        assert np.array_equal(got, expected), f"K={k}, {kind}"
+    assert expected[0, 0] == 0 and expected[2, 0] == k - 1 and expected[3, 0] == k // 2
 
 
 def test_one_logit_per_cycle_without_stalls_of_its_own(tmp_path):
