@@ -30,7 +30,7 @@ class RtlDevice(Device):
         super().__init__(package, batch)
         from hw.rtl.multi_exit import MultiExitRtl
         from hw.rtl.multistream import TESTBENCH_TOP
-        from hw.rtl.tools import verilate_cached
+        from hw.rtl.dsp_path import compile_for_simulation
 
         self.design = MultiExitRtl.load(package.path(RTL_FOLDER))
         if self.design.input.elems != self.layout.elems or self.design.input.bits != self.layout.bits:
@@ -38,9 +38,9 @@ class RtlDevice(Device):
                                f"{self.design.input.bits} bits) is not the driver's ({self.layout.elems} x "
                                f"{self.layout.bits} bits)")
         self._scratch = Path(tempfile.mkdtemp(prefix="btsee-rtl-device-"))
-        self.binary, self.compiled = verilate_cached(TESTBENCH_TOP, self.design.testbench(), self.design.paths(),
-                                                     Path(build).resolve() if build else self._scratch / "build",
-                                                     defines=("FINN_SIMULATION",))
+        self.binary, self.compiled = compile_for_simulation(
+            TESTBENCH_TOP, self.design.testbench(), self.design.paths(),
+            Path(build).resolve() if build else self._scratch / "build")
         self._cycles = self._images = 0
         self.hang_cycles_per_image = 2 * int(package.driver["serial_cycles_per_image"])
 

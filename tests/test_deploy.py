@@ -5,42 +5,29 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import btsee
+from hw.vivado.testing import (OUR_EXTRA_IPS, OUR_EXTRA_PROPERTIES, finn_plus_names, our_names, pinned_versions,
+                               run_stubbed)
 
-VIVADO_COMMANDS = [
-    "create_project", "set_property", "add_files", "update_compile_order", "create_bd_design", "create_bd_cell",
-    "apply_bd_automation", "get_bd_intf_pins", "get_bd_pins", "get_bd_cells", "connect_bd_intf_net",
-    "connect_bd_net", "assign_bd_address", "validate_bd_design", "save_bd_design", "make_wrapper", "get_files",
-    "generate_target", "launch_runs", "wait_on_run", "get_runs", "get_property", "current_project",
-    "current_fileset"]
-STUBS = """
-set calls {}
-foreach cmd {%s} {
-  proc $cmd {args} [format {lappend ::calls [list %%s {*}$args]; return %%s} $cmd $cmd]
-}
-proc get_property {name args} { lappend ::calls [list get_property $name {*}$args]; return "100%%" }
-rename file _file
-proc file {sub args} {
-  if {$sub eq "copy"} { lappend ::calls [list file_copy {*}$args]; return }
-  return [_file $sub {*}$args]
-}
-source [lindex $argv 0]
-foreach c $calls { puts "CALL $c" }
-"""
+
+def _stubbed_build(build: Path, tmp_path: Path, env: dict[str, str] | None = None):
+    """build.tcl of a copy of the build folder `build` run under tclsh with a stub for every
+    Vivado command (hw/vivado/testing.py): the copy and the run (calls, output, status)."""
+    copy = tmp_path / "bitstream"
+    shutil.copytree(build, copy)
+    return copy, run_stubbed(copy / "build.tcl", tmp_path, env)
 
 
 def _calls(build: Path, tmp_path: Path) -> list[list[str]]:
-    stub = tmp_path / "stubs.tcl"
-    stub.write_text(STUBS % " ".join(VIVADO_COMMANDS))
-    out = subprocess.run(["tclsh", str(stub), str(build / "build.tcl")], check=True, capture_output=True,
-                         text=True, cwd=tmp_path).stdout
-    return [line[5:].split() for line in out.splitlines() if line.startswith("CALL ")]
+    """The Vivado commands build.tcl calls; a failing script fails the test."""
+    _, r = _stubbed_build(build, tmp_path)
+    assert r.returncode == 0, r.output
+    return r.calls
 
 
 def test_fold_reports_both_designs(tiny_run):
@@ -70,11 +57,13 @@ def test_the_build_tcl_runs_under_tclsh_with_vivado_stubbed(tiny_run, tmp_path):
     names = [c[0] for c in calls]
     order = ["create_project", "add_files", "create_bd_design", "create_bd_cell", "apply_bd_automation",
              "connect_bd_intf_net", "assign_bd_address", "validate_bd_design", "save_bd_design", "make_wrapper",
-             "generate_target", "launch_runs", "wait_on_run", "file_copy"]
+             "generate_target", "launch_runs", "wait_on_run", "open_run", "report_timing_summary", "file_copy"]
     firsts = [names.index(n) for n in order]
     assert firsts == sorted(firsts), dict(zip(order, firsts))
     cells = [c[-1] for c in calls if c[0] == "create_bd_cell"]
-    assert cells == ["ps", "dma", "batch", "design"]
+    assert cells == ["ps", "clock", "reset", "control", "memory", "dma", "batch", "design"]
+    assert [c[1] for c in calls if c[0] == "launch_runs"] == ["synth_1", "impl_1"]
+    assert ["set_property", "board_part", "tul.com.tw:pynq-z2:part0:1.0"] in [c[:3] for c in calls]
     module = [c for c in calls if c[0] == "create_bd_cell" and c[-1] == "design"][0]
     assert "btsee_bd_design" in module
     added = [p for c in calls if c[0] == "add_files" for p in c[1:] if not p.startswith("-")]
@@ -88,14 +77,44 @@ def test_the_build_tcl_runs_under_tclsh_with_vivado_stubbed(tiny_run, tmp_path):
     assert [Path(p).suffix for p in copies] == [".bit", ".hwh"]
 
 
+def test_the_block_design_uses_names_finn_plus_uses(tiny_run):
+    """Every IP, block automation rule and CONFIG property in the tiny run's block design is
+    one finn-plus's Zynq shell templates use (read from the installed finn package), or one
+    that hw/vivado/testing.py lists with the reason we need it: a misspelt name fails here.
+    No IP version is written out: btsee_vlnv looks up the newest."""
+    tcl = (tiny_run / "bitstream" / "block_design.tcl").read_text()
+    finn = finn_plus_names()
+    ips, properties = our_names(tcl)
+    assert ("ip", "processing_system7") in ips and ("bd_rule", "processing_system7") in ips
+    assert ips - finn.ips - set(OUR_EXTRA_IPS) == set()
+    assert properties - finn.properties - set(OUR_EXTRA_PROPERTIES) == set()
+    assert pinned_versions(tcl) == []
+
+
+def test_the_build_stops_on_negative_slack_with_one_line(tiny_run, tmp_path):
+    """build.tcl's timing gate: a negative WNS (the stubs' timing report and STATS) stops the
+    build before the .bit is copied, with one line naming the worst path, its slack and the
+    kept report."""
+    copy, r = _stubbed_build(tiny_run / "bitstream", tmp_path, {"STUB_WNS": "-0.412", "STUB_TNS": "-3.100"})
+    assert r.returncode == 1
+    lines = [line for line in r.output.splitlines() if line.startswith("btsee: timing")]
+    assert lines == [f"btsee: timing not met (setup): WNS -0.412 ns, TNS -3.100 ns; worst path "
+                     f"design/design_i/a_reg/C -> design/design_i/b_reg/D, slack -0.412 ns; report "
+                     f"{copy.resolve() / 'timing_summary.rpt'}"], r.output
+    assert (copy / "timing_summary.rpt").is_file() and (copy / "gate.txt").read_text().splitlines() == lines
+    assert "file_copy" not in r.names()
+
+
 def test_the_block_designs_verilog_top_elaborates(tiny_run, tmp_path):
     """Verilator lints the Vivado sources with the Verilog wrapper as the top: every module
     and port the block design's module reference needs is there."""
+    from hw.rtl.dsp_path import primitive_models
     from hw.rtl.tools import run_tool, verilator_env, verilator_root
 
     src = tiny_run / "bitstream" / "src"
     design = json.loads((tiny_run / "rtl" / "multi_exit" / "multi_exit.json").read_text())
     files = [str(src / f) for f in (*design["sources"], "axis_last.sv", "btsee_bd_design.v")]  # compile order
+    files.insert(0, str(primitive_models(tmp_path / "models")))  # DSP48E1, LUT6_2: Vivado's library there
     run_tool([str(verilator_root() / "bin" / "verilator"), "--lint-only", "-Wno-fatal", "-Wno-lint", "-Wno-style",
               "-Wno-WIDTH", "--top-module", "btsee_bd_design", *files],
              "Verilator lint", src / "btsee_bd_design.v", tmp_path / "lint.log", tmp_path, verilator_env())

@@ -57,6 +57,17 @@ def test_watchdog_is_fenced_for_synthesis():
     assert "#100ns" in fenced
 
 
+def test_mvu_dsp_path_is_no_longer_fenced_from_verilator():
+    """The three Verilator guards are gone, the DSP generate block and the LUT6_2 correction
+    are intact, and BEHAVIORAL follows FORCE_BEHAVIORAL alone."""
+    before = _library("mvu.sv").read_text()
+    after = patches.patch_library_file("mvu.sv", before)
+    assert before.count("VERILATOR") == 3 and "VERILATOR" not in after
+    assert "else begin : genDSP" in after and "LUT6_2 #(.INIT(64'h0000_6AC0_0000_8888)) lut_x" in after
+    assert "localparam bit  BEHAVIORAL =\n\t\tFORCE_BEHAVIORAL;" in after
+    assert after.count("`ifdef") + after.count("`ifndef") == after.count("`endif")
+
+
 def test_vpc_and_thresholding_fixes():
     vpc = patches.patch_library_file("vpc.sv", _library("vpc.sv").read_text())
     assert "`default_nettype" not in vpc

@@ -100,7 +100,26 @@ def mvu_watchdog_for_simulation_only(text: str) -> str:
                          "mvu_watchdog_for_simulation_only")
 
 
-PATCHES["mvu.sv"] = [mvu_watchdog_for_simulation_only]
+def mvu_dsp_path_in_verilator(text: str) -> str:
+    """mvu.sv keeps its DSP datapath away from Verilator with three guards: `ifdef VERILATOR`
+    forces BEHAVIORAL (a plain `*` per product), and `ifndef VERILATOR` fences both the
+    LUT6_2 that builds the packed products' corrections and the DSP48E1/E2/DSP58 generate
+    block. So a Verilator run never simulated the datapath that synthesis builds (several
+    products packed into one DSP48E1 and corrected). Lifts all three: with simulation models
+    of DSP48E1 and LUT6_2 (`hw.rtl.primitives`) Verilator runs the built datapath. The logic
+    that synthesis sees is unchanged (neither guard applies to it)."""
+    text = _replace_once(text, "`ifdef VERILATOR\n\t\t1 ||\n`endif\n", "", "mvu_dsp_path_in_verilator")
+    text = _replace_once(text, "`ifndef VERILATOR\n\t\t\t\t\t\telse begin\n\t\t\t\t\t\t\tLUT6_2",
+                         "\t\t\t\t\t\telse begin\n\t\t\t\t\t\t\tLUT6_2", "mvu_dsp_path_in_verilator")
+    text = _replace_once(text, "\t\t\t\t\t\tend\n`endif\n\t\t\t\t\tend\n",
+                         "\t\t\t\t\t\tend\n\t\t\t\t\tend\n", "mvu_dsp_path_in_verilator")
+    text = _replace_once(text, "`ifndef VERILATOR\n\t\t\telse begin : genDSP", "\t\t\telse begin : genDSP",
+                         "mvu_dsp_path_in_verilator")
+    return _replace_once(text, "\t\t\tend : genDSP\n`endif\n", "\t\t\tend : genDSP\n",
+                         "mvu_dsp_path_in_verilator")
+
+
+PATCHES["mvu.sv"] = [mvu_watchdog_for_simulation_only, mvu_dsp_path_in_verilator]
 
 
 def thresholding_scope_by_generate(text: str) -> str:

@@ -82,12 +82,13 @@ def check_compilers() -> None:
 
 
 def verilate(top: str, sources: list[Path], build_dir: Path, *, jobs: int = 2,
-             defines: tuple[str, ...] = ()) -> Path:
-    """Compiles `sources` (testbench first) into build_dir/V<top>, the simulation binary;
-    the log is build_dir/verilator.log."""
+             defines: tuple[str, ...] = (), flags: tuple[str, ...] = ()) -> Path:
+    """Compiles `sources` (testbench first) into build_dir/V<top>, the simulation binary,
+    with VERILATOR_FLAGS and then `flags` (a later -CFLAGS -O wins); the log is
+    build_dir/verilator.log."""
     check_compilers()
     build_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [str(verilator_root() / "bin" / "verilator"), *VERILATOR_FLAGS, "--top-module", top,
+    cmd = [str(verilator_root() / "bin" / "verilator"), *VERILATOR_FLAGS, *flags, "--top-module", top,
            "-Mdir", str(build_dir / "obj"), "-o", f"../V{top}", "-j", str(jobs),
            *(f"+define+{d}" for d in defines), *map(str, sources)]
     run_tool(cmd, "Verilator", sources[0], build_dir / "verilator.log", build_dir, verilator_env())
@@ -139,12 +140,12 @@ def sources_digest(paths: list[Path]) -> str:
 
 
 def verilate_cached(top: str, testbench: str, sources: list[Path], build: Path,
-                    defines: tuple[str, ...] = ()) -> tuple[Path, bool]:
+                    defines: tuple[str, ...] = (), flags: tuple[str, ...] = ()) -> tuple[Path, bool]:
     """The simulation binary of `testbench` (SystemVerilog text, top module `top`) over
     `sources`, compiled in `build` unless the same testbench, sources, Verilator and flags
     were compiled there before (build/fingerprint); (binary, whether it was compiled now).
     The object files are deleted afterwards (hundreds of MB per design)."""
-    key = repr((sources_digest(sources), testbench, VERILATOR_FLAGS, defines, verilator_version()))
+    key = repr((sources_digest(sources), testbench, VERILATOR_FLAGS, flags, defines, verilator_version()))
     fingerprint = hashlib.sha256(key.encode()).hexdigest()
     stamp, binary = build / "fingerprint", build / f"V{top}"
     if binary.is_file() and stamp.is_file() and stamp.read_text() == fingerprint:
@@ -153,7 +154,7 @@ def verilate_cached(top: str, testbench: str, sources: list[Path], build: Path,
         shutil.rmtree(build)
     build.mkdir(parents=True)
     (build / "tb.sv").write_text(testbench)
-    binary = verilate(top, [build / "tb.sv", *sources], build, defines=defines)
+    binary = verilate(top, [build / "tb.sv", *sources], build, defines=defines, flags=flags)
     shutil.rmtree(build / "obj")
     stamp.write_text(fingerprint)
     return binary, True
