@@ -3,7 +3,7 @@
 // A head pools its input feature map (H, W, C) over the rows, to (1, W, C), then over the
 // columns, to (1, 1, C). FINN builds each as a sliding window as tall (or wide) as the map
 // feeding a Pool layer, which buffers the whole map. This block keeps one running maximum
-// per (column, channel) instead, WORDS words of PE values in distributed RAM:
+// per (column, channel) instead, WORDS words of PE values (block or distributed RAM, RAM_STYLE):
 //
 //   input  (ROWS, WORDS, PE) words, in FINN's NHWC order (ROWS = H, WORDS = W*C/PE for the
 //          row pooling; ROWS = H*W, WORDS = C/PE for a pooling over the whole map);
@@ -36,9 +36,11 @@ module btsee_column_max #(
   localparam int RW = ROWS > 1 ? $clog2(ROWS) : 1;
   localparam int AW = WORDS > 1 ? $clog2(WORDS) : 1;
   localparam int HW = $clog2(WORDS + 1);
-  // Both memories are read synchronously (block RAM when large): `running` one word ahead,
-  // `maxima` through an output register.
-  (* ram_style = RAM_STYLE *) logic [PE*BITS-1:0] running [WORDS];  // per (column, channel group): the max of the rows so far
+  // Both memories are read synchronously, memory straight into a register with nothing in
+  // between (the block RAM read path: Vivado and Yosys fold that register into the RAM):
+  // `running` one word ahead into `ahead`, `maxima` into the output register `result`. The
+  // word read ahead is never the word being written (next_word != word when WORDS > 1), so
+  // no forwarding is needed; with WORDS = 1 the running max is `ahead` itself, no memory.
   (* ram_style = RAM_STYLE *) logic [PE*BITS-1:0] maxima [WORDS];   // results waiting to be sent: a FIFO written by the last row
   logic [PE*BITS-1:0] ahead;             // running[word], read when the previous word was taken
   logic [PE*BITS-1:0] merged;            // running max with the word being taken
@@ -69,9 +71,19 @@ module btsee_column_max #(
   assign out0_V_TVALID = result_valid;
   assign out0_V_TDATA = W'(result);
 
-  always_ff @(posedge ap_clk) begin  // the memories: no reset needed, row 0 and the last row overwrite
-    if (take && !last_row) running[word] <= merged;
-    if (take) ahead <= next_word == word ? merged : running[next_word];  // WORDS = 1: the word just merged
+  // the memories: no reset needed, row 0 and the last row overwrite
+  if (WORDS > 1) begin : g_running
+    (* ram_style = RAM_STYLE *) logic [PE*BITS-1:0] running [WORDS];  // per (column, channel group): the max of the rows so far
+    always_ff @(posedge ap_clk) begin
+      if (take && !last_row) running[word] <= merged;
+      if (take) ahead <= running[next_word];
+    end
+  end else begin : g_one_word
+    always_ff @(posedge ap_clk)
+      if (take) ahead <= merged;  // the word just merged is the next word read
+  end
+
+  always_ff @(posedge ap_clk) begin
     if (write) maxima[word] <= merged;
     if (fetch) result <= maxima[read_at];
   end

@@ -15,6 +15,7 @@ from hw.rtl.tools import verilate
 
 SOURCE = Path(__file__).with_name("column_max.sv")
 BITS = 4
+COLUMN_MAX_MAX_LEVELS = 16  # cells between registers in the block RAM configurations (measured 9 at most)
 CASES = {  # name: (vector, PE, whole map, signed)
     "rows_pe1": ("rows", 1, False, False),  # head_0's row pooling as the default folds it
     "rows_pe4": ("rows", 4, False, False),
@@ -34,9 +35,13 @@ def _maps(vector: str, signed: bool) -> np.ndarray:
     return fmap - 8 if signed else fmap
 
 
-def _dut(pe: int, rows: int, words: int, signed: bool, style: str = "auto") -> str:
-    return (f"btsee_column_max #(.PE({pe}), .BITS({BITS}), .ROWS({rows}), .WORDS({words}), "
+def _params(pe: int, rows: int, words: int, signed: bool, style: str = "auto") -> str:
+    return (f"#(.PE({pe}), .BITS({BITS}), .ROWS({rows}), .WORDS({words}), "
             f'.SIGNED({int(signed)}), .RAM_STYLE("{style}"))')
+
+
+def _dut(pe: int, rows: int, words: int, signed: bool, style: str = "auto") -> str:
+    return f"btsee_column_max {_params(pe, rows, words, signed, style)}"
 
 
 def _binary(tmp_path: Path, pe: int, rows: int, words: int, signed: bool) -> Path:
@@ -106,3 +111,22 @@ def test_block_synthesizes_small(style, tmp_path):
         assert r["BRAM18"] == 2 and r["LUTRAM"] == 0 and 0 < r["LUT"] < 100, r
     else:
         assert r["BRAM18"] == 0 and 0 < r["LUT"] + r["LUTRAM"] < 400, r
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_block_ram_style_maps_to_block_ram(name, tmp_path):
+    """RAM_STYLE "block" (the conversion's choice for memories of 1 Kb and more) puts the
+    memories in RAMB18E1/RAMB36E1 for every geometry of the block test, no LUTRAM: each is
+    read straight into a register. With WORDS = 1 only the result bank is a memory (the
+    running max is the register itself). Its depth (hw/rtl/depth.py) is reported."""
+    from hw.rtl.depth import block_depth, summary
+
+    vector, pe, whole, signed = CASES[name]
+    _, h, w, c = _maps(vector, signed).shape
+    rows, words = geometry(h, w, c, pe, whole)
+    r = block_depth("btsee_column_max", _params(pe, rows, words, signed, "block"), tmp_path / "synth",
+                    source=SOURCE)
+    print(f"{name} (ROWS {rows}, WORDS {words}): {summary(r)}; {r['resources']}")
+    block_rams = r["design_cells"].get("RAMB18E1", 0) + r["design_cells"].get("RAMB36E1", 0)
+    assert block_rams >= (2 if words > 1 else 1) and r["resources"]["LUTRAM"] == 0, r["design_cells"]
+    assert 0 < r["levels"] <= COLUMN_MAX_MAX_LEVELS, summary(r)
