@@ -67,7 +67,7 @@ def build_no_exit(ctx, design, manifest: dict) -> dict:
     with stalls against the golden simulator, and synthesized (two segments at a time); a
     segment folded the same way as one built before is reused."""
     from boards import load_board
-    from btsee.steps.rtl import _golden_streams, _simulate_segment
+    from btsee.steps.rtl import golden_streams, _simulate_segment
     from hw.rtl.segment import generate_segment
     from hw.rtl.synth import synthesize
 
@@ -77,7 +77,7 @@ def build_no_exit(ctx, design, manifest: dict) -> dict:
                      estimate={"cycles_per_frame": design.choice[seg["name"]].cycles,
                                "folding": design.choice[seg["name"]].folding})
                 for seg in manifest["segments"] if seg["name"] in design.choice]
-    golden = _golden_streams(ctx, manifest, segments, IMAGES)
+    golden = golden_streams(ctx, manifest, segments, IMAGES)
 
     def one(s):
         key = f"{s['name']}_{s['estimate']['cycles_per_frame']}"
@@ -132,7 +132,7 @@ def no_exit_designs(ctx, folding: dict, ee_luts: int) -> list[dict]:
     return built
 
 
-def main() -> None:
+def main() -> int:
     subprocess.run([sys.executable, "-m", "btsee.cli", "run", "configs/default.yaml", "--out", str(RUN),
                     "--device", "cpu", "--resume"], cwd=ROOT, check=True)
     from btsee.config import load_config
@@ -177,9 +177,22 @@ def main() -> None:
         "curve_modelled": folding["ratio_by_budget"],
         "seconds": round(time.time() - t0, 1)}
     out["fraction_of_bound_rtl"] = round(out["ratio_rtl_fps"] / out["bound_1_over_mac_fraction"], 3)
+    out["mismatched_images"] = {"early_exit": report["bit_exact"]["golden_vs_rtl"]["mismatches"],
+                                "no_exit": sum(d["mismatched_images"] for d in bracket)}
     atomic_write_json(ROOT / "bench" / "results" / "folding.json", out)
     print(json.dumps({k: v for k, v in out.items() if k not in ("curve_modelled",)}, indent=2)[:4000])
+    return mismatch_status(out["mismatched_images"])
+
+
+def mismatch_status(mismatched: dict[str, int]) -> int:
+    """1 (with a line on stderr) when any design built differs from golden on any image, else 0:
+    a throughput measured on a design that computes wrong answers is no result."""
+    bad = {k: v for k, v in mismatched.items() if v}
+    if bad:
+        print(f"bench_folding: designs differ from golden: {bad} mismatched images", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -45,6 +45,7 @@ BITSTREAM_FILE = "bitstream/bitstream.json"
 PACKAGE_MANIFEST = "package/manifest.json"
 RTL_FILE = "rtl/rtl.json"
 SYNTH_FILE = "synth/synth.json"
+NETLIST_FILE = "netlist/netlist.json"
 
 
 _SEGMENT = {"name": str, "kind": OneOf("backbone", "head"), "file": str, "sha256": str, "source": str,
@@ -66,6 +67,7 @@ SCHEMAS: dict[str, Any] = {
                                       folded_sha256=str, estimate={"cycles_per_frame": int})]},
     RTL_FILE: {"segments": {str: {"top": str, "folder": str, "sources_sha256": str, "finn_cycles_per_frame": int,
                                   "free_running": {"cycles_per_frame": float}}}},
+    SYNTH_FILE: {"segments": {str: {"resources": {str: int}}}},
     BITSTREAM_FILE: {"board": str, "built": bool, "build_script": str},
     RUN_CONFIG: {str: Any},
 }

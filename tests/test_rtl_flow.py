@@ -32,6 +32,19 @@ def test_every_segment_rtl_equals_golden_with_stalls(tiny_run):
     assert summary["mismatches"] == 0 and summary["segments"] == len(manifest["segments"])
 
 
+def test_rtl_keeps_finn_pace(tiny_run):
+    """Throughput guards: every segment's RTL takes at most 1.05 x FINN's cycle estimate per
+    frame, and the whole design's cycles lie within 5 % of the pipeline model fed with the
+    segments' own RTL cycles (a generator change that slows a layer fails here)."""
+    rtl = _rtl(tiny_run)
+    for name, seg in rtl["segments"].items():
+        ratio = seg["free_running"]["cycles_per_frame"] / seg["finn_cycles_per_frame"]
+        assert ratio <= 1.05, f"{name}: RTL {seg['free_running']['cycles_per_frame']} cycles/frame, FINN " \
+                              f"{seg['finn_cycles_per_frame']}"
+    model = json.loads((tiny_run / "report.json").read_text())["rtl"]["multi_exit"]["pipeline_model"]
+    assert 0.95 <= model["rtl_over_model"] <= 1.05, model
+
+
 def test_every_pool_is_our_max_pool_and_every_layer_is_rtl(tiny_run):
     for seg in _rtl(tiny_run)["segments"].values():
         for layer in seg["layers"]:
@@ -73,7 +86,7 @@ def test_the_design_comparison_finds_a_changed_decision(tiny_run):
     from btsee.config import load_config
     from btsee.flow import Context
     from btsee.run_folder import read_manifest
-    from btsee.steps.rtl import _golden_streams
+    from btsee.steps.rtl import golden_streams
     from btsee.steps.rtl_design import golden_design_result, simulate_design
     from hw.rtl.multi_exit import MultiExitRtl
 
@@ -81,7 +94,7 @@ def test_the_design_comparison_finds_a_changed_decision(tiny_run):
     manifest = read_manifest(tiny_run, "dataflow/manifest.json")
     expected, _, _ = golden_design_result(ctx, 8)
     first = manifest["segments"][0]
-    pixels = _golden_streams(ctx, manifest, [first], 8)[first["name"]]["in"]
+    pixels = golden_streams(ctx, manifest, [first], 8)[first["name"]]["in"]
     wrong = copy.deepcopy(expected)
     wrong.classes[3] = (wrong.classes[3] + 1) % 10
     wrong.head_logits[0][5, 0] += 1
@@ -98,13 +111,13 @@ def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):
     from btsee.config import load_config
     from btsee.flow import Context
     from btsee.run_folder import read_manifest
-    from btsee.steps.rtl import _golden_streams, _simulate_segment
+    from btsee.steps.rtl import golden_streams, _simulate_segment
     from hw.rtl.segment import SegmentRtl
 
     ctx = Context(load_config(tiny_run / "config.json"), tiny_run, env=None)
     manifest = read_manifest(tiny_run, "dataflow/manifest.json")
     head = next(s for s in manifest["segments"] if s["name"] == "head_0")
-    golden = _golden_streams(ctx, manifest, [head], 4)["head_0"]
+    golden = golden_streams(ctx, manifest, [head], 4)["head_0"]
     golden["out"] = golden["out"].copy()
     golden["out"][2].reshape(-1)[0] += 1
     rtl = SegmentRtl.load(tiny_run / "rtl" / "head_0")
@@ -113,6 +126,38 @@ def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):
     assert not result["compiled"]
     assert result["stalled"]["first_mismatched"] == [2]
     assert result["free_running"]["first_mismatched"] == [2]
+
+
+def test_the_rtl_simulates_the_dsp_datapath(tiny_run, tmp_path, monkeypatch):
+    """The rtl step compiles every MVU through its DSP48E1 datapath: the models of the
+    primitives are among the simulated sources, and the same segment with a DSP48E1 model
+    whose multiplier is off by one differs from golden on every image (with the behavioural
+    multiply, which never reaches the DSP model, it would still match)."""
+    from btsee.config import load_config
+    from btsee.flow import Context
+    from btsee.run_folder import read_manifest
+    from btsee.steps.rtl import _simulate_segment, golden_streams
+    from hw.rtl import dsp_path
+    from hw.rtl.segment import SegmentRtl
+
+    name = "backbone_0"
+    models = (tiny_run / "rtl" / name / "models" / dsp_path.MODELS_FILE).read_text()
+    assert "module DSP48E1" in models and "module LUT6_2" in models
+    src = tiny_run / "rtl" / name / "src"
+    assert "`ifdef VERILATOR" not in (src / "mvu.sv").read_text()
+    ctx = Context(load_config(tiny_run / "config.json"), tiny_run, env=None)
+    manifest = read_manifest(tiny_run, "dataflow/manifest.json")
+    seg = next(s for s in manifest["segments"] if s["name"] == name)
+    golden = golden_streams(ctx, manifest, [seg], 4)[name]
+    product = "wire signed [42:0] M = A_MULT * B_MULT;"
+    real = dsp_path.extract_modules
+    broken = lambda names: real(names).replace(product, product[:-1] + " + 43'sd1;")  # noqa: E731
+    assert broken(["DSP48E1"]) != real(["DSP48E1"])
+    monkeypatch.setattr(dsp_path, "extract_modules", broken)
+    result = _simulate_segment(SegmentRtl.load(tiny_run / "rtl" / name), tmp_path, golden,
+                               seg["estimate"]["cycles_per_frame"])
+    assert result["compiled"]
+    assert result["free_running"]["mismatched_images"] == 4
 
 
 def test_synthesized_resources_beside_finn_estimates(tiny_run):

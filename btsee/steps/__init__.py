@@ -17,12 +17,13 @@ from btsee.flow import Step
 from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, BITSTREAM_FILE, DATA_SUMMARY,
                               DATAFLOW_MANIFEST, EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE,
                               HEAD_MACS, HEADS_FILE, LOGITS_FILE, PACKAGE_MANIFEST, RTL_FILE, SIMULATION_FILE,
-                              SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE)
+                              NETLIST_FILE, SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE)
 from btsee.steps.calibration import step_calibrate, step_evaluate
 from btsee.steps.common import integer_form_missing
 from btsee.steps.deploy import step_bitstream, step_package
 from btsee.steps.folding import step_fold
 from btsee.steps.hardware import step_dataflow, step_export
+from btsee.steps.netlist import step_netlist
 from btsee.steps.rtl import step_rtl, step_synth
 from btsee.steps.simulate import step_simulate
 from btsee.steps.training import step_backbone, step_data, step_exits
@@ -96,10 +97,14 @@ STEPS: list[Step] = [
     Step("rtl", step_rtl, "each segment and the whole multi-exit design as RTL, simulated against golden",
          ("hardware",), inputs=(FOLD_MANIFEST, SPLIT_FILE, THRESHOLDS_FILE, DATA_SUMMARY, BACKBONE_FILE,
                                 HEADS_FILE), outputs=(RTL_FILE,),
-         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=3),  # 3: the fold step's folding
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=4),  # 4: the DSP datapath
     Step("synth", step_synth, "each segment's RTL and the exit glue synthesized by Yosys for the board's part",
          ("hardware",), inputs=(RTL_FILE, FOLD_MANIFEST, FOLDING_FILE, THRESHOLDS_FILE), outputs=(SYNTH_FILE,),
-         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=3),  # 3: the LUT model's check
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=4),  # 4: netlists kept, timing depth
+    Step("netlist", step_netlist, "the synthesized netlists simulated against golden (segments, and the whole design)",
+         ("hardware",), inputs=(RTL_FILE, SYNTH_FILE, FOLD_MANIFEST, THRESHOLDS_FILE, SPLIT_FILE, DATA_SUMMARY,
+                                BACKBONE_FILE, HEADS_FILE), outputs=(NETLIST_FILE,),
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file),
     Step("bitstream", step_bitstream, "the Vivado build folder of the design (built when Vivado is on PATH)",
          ("hardware",), inputs=(RTL_FILE, FOLD_MANIFEST, THRESHOLDS_FILE), outputs=(BITSTREAM_FILE,),
          cannot_run=_rtl_cannot_run, external_inputs=_board_file),

@@ -14,7 +14,8 @@ from typing import Callable
 from btsee.flow import Context
 from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, BITSTREAM_FILE, DATA_SUMMARY,
                               DATAFLOW_MANIFEST, EVALUATION_FILE, EXPORT_MANIFEST, FOLD_MANIFEST, FOLDING_FILE,
-                              HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE, SPLIT_FILE, THRESHOLDS_FILE, load_logits,
+                              HEAD_MACS, HEADS_FILE, LOGITS_FILE, RTL_FILE, SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE,
+                              load_logits,
                               read_json, read_manifest, read_thresholds)
 from btsee.steps.common import backbone, load_splits, model_spec
 from btsee.steps.rtl import read_rtl
@@ -42,6 +43,7 @@ CHECKERS: dict[str, Callable[[Context], object]] = {
     FOLD_MANIFEST: lambda ctx: read_manifest(ctx.out, FOLD_MANIFEST),
     FOLDING_FILE: lambda ctx: read_json(ctx.out, FOLDING_FILE),
     RTL_FILE: read_rtl,
+    SYNTH_FILE: lambda ctx: read_json(ctx.out, SYNTH_FILE),
     BITSTREAM_FILE: lambda ctx: read_json(ctx.out, BITSTREAM_FILE),
 }
 

@@ -60,7 +60,7 @@ def _selected(manifest: dict, names: list[str] | None, where: str) -> list[dict]
     return [s for s in segments if s["name"] in names]
 
 
-def _golden_streams(ctx: Context, manifest: dict, segments: list[dict], n: int) -> dict[str, dict]:
+def golden_streams(ctx: Context, manifest: dict, segments: list[dict], n: int) -> dict[str, dict]:
     """Per segment: the golden simulator's integer values at the two ends of its RTL
     (the folded graph's input and output tensors) on the first n test images."""
     from hw.golden import load_programs
@@ -87,10 +87,10 @@ def _compile(rtl, folder: Path) -> tuple[Path, bool]:
     """The segment's simulation binary, compiled unless the same sources were compiled
     before (build/fingerprint); (binary, whether it was compiled now)."""
     from hw.rtl.stream import TESTBENCH_TOP, stream_testbench
-    from hw.rtl.tools import verilate_cached
+    from hw.rtl.dsp_path import compile_for_simulation
 
     tb_text = stream_testbench(rtl.top, rtl.input.width, rtl.output.width)
-    return verilate_cached(TESTBENCH_TOP, tb_text, rtl.paths(), folder / "build", defines=("FINN_SIMULATION",))
+    return compile_for_simulation(TESTBENCH_TOP, tb_text, rtl.paths(), folder / "build")
 
 
 HANG_FACTOR = 20
@@ -100,19 +100,31 @@ word) per image is stuck: it stops with an error instead of running on."""
 
 def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int) -> dict:
     """Compiles (if needed) and simulates one segment twice; the comparison with golden."""
-    from hw.rtl.stream import simulate
-
     t0 = time.time()
     binary, compiled = _compile(rtl, folder)
     t1 = time.time()
     n = len(golden["in"])
+    passes = segment_passes(binary, rtl, folder, golden, finn_cycles,
+                            [("free_running", min(n, FREE_RUN_IMAGES), (0, 0)),
+                             ("stalled", min(n, SEGMENT_STALLED_IMAGES), STALLED)])
+    return {"compiled": compiled, "compile_seconds": round(t1 - t0, 1),
+            "simulate_seconds": round(time.time() - t1, 1), **passes}
+
+
+def segment_passes(binary: Path, rtl, folder: Path, golden: dict, finn_cycles: int,
+                   passes: list[tuple[str, int, tuple[int, int]]]) -> dict:
+    """Runs the segment's simulation `binary` (its RTL or its netlist) once per pass (label,
+    images, (input stall %, output stall %)) on the first images of `golden`; per pass the
+    comparison of every output integer with golden's, and the cycles per frame."""
+    from hw.rtl.stream import simulate
+
+    n = len(golden["in"])
     words_in = golden["in"].reshape(-1, rtl.input.elems)  # (n * words per frame, elems)
     expected = golden["out"].reshape(n, -1)  # (n, values per frame)
-    passes = {}
-    for label, images, (in_stall, out_stall) in (("free_running", min(n, FREE_RUN_IMAGES), (0, 0)),
-                                                 ("stalled", min(n, SEGMENT_STALLED_IMAGES), STALLED)):
+    out = {}
+    for label, images, (in_stall, out_stall) in passes:
         sim = folder / f"sim_{label}"
-        sim.mkdir(exist_ok=True)
+        sim.mkdir(parents=True, exist_ok=True)
         for f in rtl.data_files:  # memory images the design reads at start-up, by relative path
             shutil.copyfile(rtl.out_dir / "src" / f, sim / f)
         per_image_in = len(words_in) // n
@@ -126,12 +138,11 @@ def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int) -> dict
             (sim / f).unlink()
         got = run.codes.reshape(images, -1)
         wrong = np.flatnonzero((got != expected[:images]).any(axis=1))
-        passes[label] = {"images": images, "input_stall_percent": in_stall, "output_stall_percent": out_stall,
-                         "mismatched_images": int(len(wrong)), "first_mismatched": [int(i) for i in wrong[:10]],
-                         "values_compared": int(got.size), "cycles_per_frame": run.cycles_per_frame(),
-                         "first_frame_cycles": int(run.frame_end_cycles[0]) if len(run.frame_end_cycles) else 0}
-    return {"compiled": compiled, "compile_seconds": round(t1 - t0, 1),
-            "simulate_seconds": round(time.time() - t1, 1), **passes}
+        out[label] = {"images": images, "input_stall_percent": in_stall, "output_stall_percent": out_stall,
+                      "mismatched_images": int(len(wrong)), "first_mismatched": [int(i) for i in wrong[:10]],
+                      "values_compared": int(got.size), "cycles_per_frame": run.cycles_per_frame(),
+                      "first_frame_cycles": int(run.frame_end_cycles[0]) if len(run.frame_end_cycles) else 0}
+    return out
 
 
 def step_rtl(ctx: Context) -> Context:
@@ -148,7 +159,7 @@ def step_rtl(ctx: Context) -> Context:
         ctx.log(f"  {name}: not covered: {reason}")
     segments = [s for s in segments if s["name"] not in skipped]
     n = min(h.rtl_images, len(load_splits(ctx).test.images))
-    golden = _golden_streams(ctx, manifest, segments, n)
+    golden = golden_streams(ctx, manifest, segments, n)
     rtls = {}
     for s in tqdm(segments, desc="rtl: generate", unit="segment", disable=None, leave=False):
         rtls[s["name"]] = generate_segment(s["name"], ctx.out / s["folded_file"], ctx.out / "rtl" / s["name"],
@@ -329,6 +340,7 @@ def step_synth(ctx: Context) -> Context:
     synthesized_resources(per_segment, lut_budget, ctx.out / "synth/resources.png",
                           None if glue is None else glue["resources"], design_cycles)
     model_check = _lut_model_check(read_json(ctx.out, FOLDING_FILE), per_segment, glue, ctx.log)
+    depth = _timing_depth(ctx, rtls, design, results, glue)
     not_covered = sorted(rtl_doc.get("not_covered", {}))
     if not_covered:
         ctx.log(f"  the totals leave out the segments the rtl step did not cover: {', '.join(not_covered)}")
@@ -337,8 +349,20 @@ def step_synth(ctx: Context) -> Context:
                                               per_segment=per_segment, not_covered=not_covered,
                                               exit_glue=None if glue is None else glue["resources"],
                                               lut_shares=shares, lut_model_check=model_check),
-                            "plots": {"resources": "synth/resources.png"}})
+                            "timing_depth": depth, "plots": {"resources": "synth/resources.png"}})
     return ctx
+
+
+def _timing_depth(ctx: Context, rtls: dict, design, results: dict, glue: dict | None) -> dict:
+    """report.json `timing_depth` (`btsee.steps.timing_depth`), logged."""
+    from btsee.steps.timing_depth import log_lines, timing_depth
+
+    sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
+    doc = timing_depth({n: r["depth"] for n, r in results.items()}, glue["depth"] if glue else None,
+                       [p for p in sources if p.suffix in (".sv", ".v")], ctx.out / "synth" / "blocks", WORKERS)
+    for line in log_lines(doc):
+        ctx.log(line)
+    return doc
 
 
 def _lut_model_check(folding: dict, per_segment: dict, glue: dict | None, log) -> dict:

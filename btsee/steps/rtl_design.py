@@ -79,35 +79,47 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
     """Compiles the design (if needed) and runs the passes (label, input stall %, output
     stall %) side by side, each on all images; per pass the comparison with the `golden`
     CascadeResult and the cycle counts. `pixel_words`: (n * words per image, elems) input codes."""
-    from hw.rtl.multi_exit import unpack_decisions
-    from hw.rtl.multistream import TESTBENCH_TOP, simulate_streams
-    from hw.rtl.stream import unpack_hex
-    from hw.rtl.tools import verilate_cached
+    from hw.rtl.dsp_path import compile_for_simulation
+    from hw.rtl.multistream import TESTBENCH_TOP
 
     t0 = time.time()
-    folder = design.out_dir
-    binary, compiled = verilate_cached(TESTBENCH_TOP, design.testbench(), design.paths(), folder / "build",
-                                       defines=("FINN_SIMULATION",))
+    binary, compiled = compile_for_simulation(TESTBENCH_TOP, design.testbench(), design.paths(),
+                                              design.out_dir / "build")
+    out = {"compiled": compiled, "compile_seconds": round(time.time() - t0, 1)}
+    out.update(run_design_passes(design, binary, design.out_dir, pixel_words, golden, passes, seed, hang_cycles))
+    return out
+
+
+def run_design_passes(design, binary, folder, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
+                      seed: int, hang_cycles: int, monitors: bool = True) -> dict:
+    """Runs the design's simulation `binary` (its RTL, or its netlist without `monitors`) in
+    folder/sim_<label> once per pass, side by side; per pass the comparison with the
+    `golden` CascadeResult (every head's logits too with `monitors`) and the cycle counts."""
+    from hw.rtl.multi_exit import unpack_decisions
+    from hw.rtl.multistream import simulate_streams
+    from hw.rtl.stream import steady_interval, unpack_hex
+
     t1 = time.time()
     n = len(golden.classes)
-    out = {"compiled": compiled, "compile_seconds": round(t1 - t0, 1)}
+    out = {}
+    watched = design.logit_monitors if monitors else {}
 
     def run_pass(label: str, in_stall: int, out_stall: int) -> dict:
         sim = folder / f"sim_{label}"
         if sim.exists():
             shutil.rmtree(sim)
         sim.mkdir()
-        for f in design.data_files:
-            shutil.copyfile(folder / "src" / f, sim / f)
+        for f in design.data_files if monitors else ():  # a netlist has its memory images baked in
+            shutil.copyfile(design.out_dir / "src" / f, sim / f)
         run = simulate_streams(binary, sim, {design.input_port(): pixel_words}, {design.output_port(): n},
                                stalls={"in0_V": in_stall, "out0_V": out_stall},
-                               monitors=tuple(design.logit_monitors), seed=seed, max_cycles=hang_cycles,
-                               subject=folder / "src" / f"{design.top}.sv")
+                               monitors=tuple(watched), seed=seed, max_cycles=hang_cycles,
+                               subject=design.out_dir / "src" / f"{design.top}.sv")
         (sim / "in0_V.hex").unlink()
         classes, exits = unpack_decisions(run.outputs["out0_V"][:, 0], design.class_bits)
         wrong = (classes != golden.classes) | (exits != golden.exit_index)
         logits = {}
-        for i, (name, mon) in enumerate(design.logit_monitors.items()):
+        for i, (name, mon) in enumerate(watched.items()):
             reached = golden.reached[i] if i < design.exits else golden.reached[-1]
             want = golden.head_logits[i][reached] if i < design.exits else golden.final_logits[reached]
             values = unpack_hex(run.monitors[name], 1, mon["bits"], True)[:, 0]  # every logit that passed
@@ -119,8 +131,7 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
             logits[name] = {"images": int(reached.sum()), "logit_rows_recorded": int(values.size // design.classes),
                             "mismatched_images": int(len(differ))}
         total = int(run.cycles["out0_V"][-1] - run.start_cycle)
-        tail = n // 10  # the steady state: the last 90 % of the decisions
-        steady = float(np.diff(run.cycles["out0_V"][tail:]).mean()) if n - tail > 1 else float(total)
+        steady = steady_interval(run.cycles["out0_V"] - run.start_cycle)
         bad = np.flatnonzero(wrong)
         return {"images": n, "input_stall_percent": in_stall, "output_stall_percent": out_stall,
                 "mismatched_images": int(len(bad)), "first_mismatched": [int(i) for i in bad[:10]],

@@ -85,12 +85,14 @@ class MultiExitRtl:
 
         return Port("out0_V", 1, self.output_width)
 
-    def testbench(self) -> str:
-        """The simulation top over the design: both streams, and a monitor on every logit stream."""
+    def testbench(self, monitors: bool = True) -> str:
+        """The simulation top over the design: both streams, and with `monitors` a monitor on
+        every logit stream (the RTL's internal names; a netlist's are gone)."""
         from hw.rtl.multistream import multi_stream_testbench
 
+        watched = self.logit_monitors if monitors else {}
         return multi_stream_testbench(self.top, [self.input_port()], [self.output_port()],
-                                      {name: (m["prefix"], 0) for name, m in self.logit_monitors.items()})
+                                      {name: (m["prefix"], 0) for name, m in watched.items()})
 
     @property
     def class_bits(self) -> int:

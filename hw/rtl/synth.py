@@ -1,7 +1,9 @@
 """Yosys synthesis of a generated segment, a block, or the multi-exit top level with its
-segments as black boxes (the exit glue) for Xilinx 7-series (`synth_xilinx -family xc7`),
-and the resources read from its cell counts. Synthesis only: no place and route, no
-timing; BRAM is inferred by Yosys from the weight memories.
+segments as black boxes (the exit glue) for Xilinx 7-series (`synth_xilinx -family xc7`):
+the resources read from its cell counts, the mapped netlist kept (`hw.rtl.netlist`
+simulates it) and its deepest register-to-register path in cells (`hw.rtl.depth`).
+Synthesis only: no place and route, no timing; BRAM is inferred by Yosys from the weight
+memories.
 
 Resource units (xc7 slices): LUT counts logic LUTs (LUT1..LUT6, LUT6_2, INV); LUTRAM counts
 the LUTs that distributed RAM and shift registers occupy (RAM64M = 4, RAM64X1D = 2,
@@ -14,6 +16,7 @@ import json
 import shutil
 from pathlib import Path
 
+from hw.rtl.depth import LTP_FILE, ltp_script, read_ltp
 from hw.rtl.segment import DSP_STUBS, SegmentRtl
 from hw.rtl.tools import RtlToolError, yosys
 
@@ -31,6 +34,9 @@ CELL_RESOURCES: dict[str, tuple[str, int]] = {
 NOT_COUNTED = ("BUFG", "CARRY4", "MUXF7", "MUXF8", "IBUF", "OBUF")
 """Cells that use no resource of the report (carry chains and muxes sit beside the LUTs)."""
 RESOURCE_KEYS = ("LUT", "LUTRAM", "FF", "DSP", "BRAM18")
+NETLIST = "netlist.v"
+"""The mapped netlist each synthesis keeps in its folder (xc7 primitives as cells, memory
+images baked into INIT parameters): what `hw.rtl.netlist` simulates."""
 
 
 def resources_from_cells(cells: dict[str, int], where: str) -> dict[str, int]:
@@ -58,8 +64,10 @@ def synthesize_glue(design, segment_tops: list[str], out_dir: Path) -> dict:
 
 def synthesize(rtl: SegmentRtl, out_dir: Path) -> dict:
     """Synthesizes the segment in out_dir (its sources and memory images copied there);
-    returns {"resources": {LUT, LUTRAM, FF, DSP, BRAM18}, "cells": Yosys's counts}. The log
-    is out_dir/yosys.log, the cell counts out_dir/stat.json."""
+    returns {"resources": {LUT, LUTRAM, FF, DSP, BRAM18}, "cells": Yosys's counts, "depth":
+    its deepest register-to-register path (`hw.rtl.depth.parse_ltp`)}. The log is
+    out_dir/yosys.log, the cell counts out_dir/stat.json, the mapped netlist
+    out_dir/netlist.v, the path out_dir/ltp.txt."""
     src = rtl.out_dir / "src"
     return synthesize_files(rtl.top, [src / n for n in rtl.sources], out_dir,
                             data_files=[src / n for n in rtl.data_files], subject=src / f"{rtl.top}.sv")
@@ -85,7 +93,8 @@ def synthesize_files(top: str, sources: list[Path], out_dir: Path, *, data_files
         f"read_slang -j 1 -D SYNTHESIS --ignore-assertions --allow-use-before-declare --top {top} "
         + "".join(f"--blackboxed-module {b} " for b in blackboxes) + f"{DSP_STUBS.name} {names}\n"
         f"synth_xilinx -family {FAMILY} -noiopad -flatten -top {top}\n"
-        "tee -q -o stat.json stat -json\n")
+        "tee -q -o stat.json stat -json\n"
+        f"write_verilog -noattr {NETLIST}\n" + ltp_script(tuple(blackboxes)))
     yosys(script, out_dir, out_dir / "yosys.log", subject)
     stat = out_dir / "stat.json"
     if not stat.is_file():
@@ -93,4 +102,5 @@ def synthesize_files(top: str, sources: list[Path], out_dir: Path, *, data_files
     design = json.loads(stat.read_text()).get("design", {})
     cells = {k: int(v) for k, v in design.get("num_cells_by_type", {}).items()}
     counted = {c: n for c, n in cells.items() if c.lstrip("\\") not in blackboxes}
-    return {"resources": resources_from_cells(counted, str(stat)), "cells": cells}
+    return {"resources": resources_from_cells(counted, str(stat)), "cells": cells,
+            "depth": read_ltp(out_dir / LTP_FILE)}
