@@ -182,6 +182,41 @@ def test_synthesized_resources_beside_finn_estimates(tiny_run):
     assert 0 < shares["heads_share_of_design"] < 1 and shares["exit_glue_luts"] == glue["LUT"] + glue["LUTRAM"]
 
 
+def test_timing_depth_of_every_segment_and_block_of_ours(tiny_run):
+    """report.json `timing_depth`: every segment and the exit glue have a deepest path,
+    every block of ours the design instantiates (and the shell's axis_last) is costed alone,
+    and the blocks listed as deeper than FINN's reference are exactly those that are."""
+    depth = json.loads((tiny_run / "report.json").read_text())["timing_depth"]
+    assert set(depth["segments"]) == set(_rtl(tiny_run)["segments"])
+    assert all(d["levels"] >= 1 and len(d["path"]) == d["levels"] for d in depth["segments"].values())
+    assert depth["exit_glue"]["levels"] >= 1
+    assert {"btsee_exit_decision", "btsee_fork", "btsee_exit_buffer", "btsee_queue", "btsee_exit_merge",
+            "btsee_column_max", "btsee_maxpool", "btsee_axis_last"} <= set(depth["blocks"])
+    ref = depth["finn_reference"]
+    assert ref is not None and ref["levels"] == max(
+        d["levels"] for d in depth["segments"].values() if not d["ends_in_our_block"])
+    assert depth["blocks_deeper_than_finn"] == sorted(
+        m for m, b in depth["blocks"].items() if b["levels"] > ref["levels"])
+    assert depth["blocks"]["btsee_exit_decision"]["levels"] <= 8  # pipelined: 12 cells before
+
+
+def test_the_finn_reference_leaves_out_paths_in_our_blocks(tmp_path):
+    """A segment whose deepest path starts or ends inside a block of ours (an MVU's input
+    queue, a max pool, a column max) does not set FINN's reference."""
+    from btsee.steps.timing_depth import timing_depth
+
+    def path(levels: int, start: str, end: str) -> dict:
+        return {"levels": levels, "path": ["LUT6"] * levels, "lut": levels, "carry4": 0, "muxf": 0,
+                "carry_chain": 0, "from": start, "to": end}
+
+    segments = {"a": path(20, "a__MVAU_rtl_0_fifo_i.count", "a__MVAU_rtl_0_i.inst.x"),
+                "b": path(9, "b__MVAU_rtl_0_i.inst.core.acc", "b__Thresholding_rtl_0_i.y"),
+                "c": path(15, "c__ColumnMax_rtl_0_i.impl.stored", "c__ColumnMax_rtl_0_i.impl.ahead")}
+    doc = timing_depth(segments, None, [], tmp_path)  # no design sources: only the shell's axis_last
+    assert doc["finn_reference"]["segment"] == "b" and doc["finn_reference"]["levels"] == 9
+    assert doc["segments"]["a"]["ends_in_our_block"] and not doc["segments"]["b"]["ends_in_our_block"]
+
+
 def test_changed_rtl_sources_are_refused_by_synth(tiny_run_copy):
     top = tiny_run_copy / "rtl" / "head_0" / "src" / "segment_head_0.sv"
     top.write_text(top.read_text().replace("endmodule", "// edited\nendmodule"))
