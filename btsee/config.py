@@ -221,6 +221,14 @@ class HardwareConfig:
     """Test images the whole multi-exit design simulates in Verilator, in order (`rtl`
     step), compared image by image with the golden simulator (capped at the test split's
     size); each segment on its own runs at most 250 of them with stalls and 100 without."""
+    netlist_images: int = 20
+    """Test images each segment's synthesized netlist simulates with stalls in the `netlist`
+    step (Yosys's mapped netlist with models of the xc7 primitives: about 100 times slower
+    than the RTL); `make bench` runs 100 (`bench/bench_netlist.py`)."""
+    netlist_design_images: int = 0
+    """Test images the whole design's netlist (the exit glue's with every segment's under
+    it) simulates in order in the `netlist` step; 0 leaves it to `make bench` (200 images,
+    about 15 minutes on the default run)."""
     rtl_segments: list[str] | None = None
     """Segments the `rtl` and `synth` steps cover (names as in dataflow/manifest.json);
     null = all. The whole design is built only when they are all covered."""
@@ -420,6 +428,9 @@ def validate(cfg: Config) -> None:
     _check(h.buffer_frames is None or h.buffer_frames >= 1,
            f"hardware.buffer_frames: must be at least 1 or null (searched), got {h.buffer_frames}")
     _check(h.rtl_images >= 1, f"hardware.rtl_images: must be at least 1, got {h.rtl_images}")
+    _check(h.netlist_images >= 1, f"hardware.netlist_images: must be at least 1, got {h.netlist_images}")
+    _check(h.netlist_design_images >= 0,
+           f"hardware.netlist_design_images: must be 0 (none) or more, got {h.netlist_design_images}")
     _check(h.chain_images is None or h.chain_images >= 1,
            f"hardware.chain_images: must be at least 1 or null (the whole test split), got {h.chain_images}")
     bad = [v for v in cfg.sweep.variants if v not in ("soft", "distill", "labels")]

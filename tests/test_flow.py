@@ -132,7 +132,7 @@ def test_steps_command_lists_the_steps():
     out = btsee("steps").stdout.split("\n")
     assert [line.split()[0] for line in out if line.strip()] == [
         "data", "backbone", "exits", "calibrate", "evaluate", "export", "dataflow", "fold", "simulate", "rtl", "synth",
-        "bitstream", "package"]
+        "netlist", "bitstream", "package"]
 
 
 def test_console_script_is_installed():

@@ -21,9 +21,9 @@ def test_every_segment_rtl_equals_golden_with_stalls(tiny_run):
     rtl = _rtl(tiny_run)
     manifest = json.loads((tiny_run / "dataflow" / "manifest.json").read_text())
     assert set(rtl["segments"]) == {s["name"] for s in manifest["segments"]}
-    assert rtl["images"] == 8
+    assert rtl["images"] == 40
     for name, seg in rtl["segments"].items():
-        assert seg["stalled"]["images"] == 8 and seg["stalled"]["input_stall_percent"] > 0
+        assert seg["stalled"]["images"] == 40 and seg["stalled"]["input_stall_percent"] > 0
         assert seg["stalled"]["mismatched_images"] == 0, name
         assert seg["free_running"]["mismatched_images"] == 0, name
         assert seg["free_running"]["cycles_per_frame"] > 0
@@ -56,7 +56,7 @@ def test_whole_design_equals_golden_image_by_image(tiny_run):
     the final classifier's logits recorded inside it: all equal to the golden simulator's."""
     rtl = _rtl(tiny_run)
     whole = json.loads((tiny_run / "report.json").read_text())["bit_exact"]["golden_vs_rtl"]
-    assert whole["images"] == 8 and whole["mismatches"] == 0
+    assert whole["images"] == 40 and whole["mismatches"] == 0
     for label in ("free_running", "stalled"):
         p = whole[label]
         assert p["mismatched_images"] == 0 and p["classes_differ"] == 0 and p["exit_indices_differ"] == 0
@@ -65,7 +65,7 @@ def test_whole_design_equals_golden_image_by_image(tiny_run):
             assert m["mismatched_images"] == 0 and m["logit_rows_recorded"] == m["images"], name
     assert whole["stalled"]["input_stall_percent"] > 0 and whole["stalled"]["output_stall_percent"] > 0
     run = rtl["multi_exit"]["free_running"]
-    assert sum(run["exits_taken"]) == 8
+    assert sum(run["exits_taken"]) == 40
     assert run["cycles_first_pixel_to_last_decision"] > 0
 
 
@@ -131,8 +131,9 @@ def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):
 def test_the_rtl_simulates_the_dsp_datapath(tiny_run, tmp_path, monkeypatch):
     """The rtl step compiles every MVU through its DSP48E1 datapath: the models of the
     primitives are among the simulated sources, and the same segment with a DSP48E1 model
-    whose multiplier is off by one differs from golden on every image (with the behavioural
-    multiply, which never reaches the DSP model, it would still match)."""
+    whose products are doubled differs from golden on every image (with the behavioural
+    multiply, which never reaches the DSP model, it would still match; an error in the
+    lowest bits would not show: with PE = 1 the products sit in the DSP's upper lane)."""
     from btsee.config import load_config
     from btsee.flow import Context
     from btsee.run_folder import read_manifest
@@ -151,7 +152,7 @@ def test_the_rtl_simulates_the_dsp_datapath(tiny_run, tmp_path, monkeypatch):
     golden = golden_streams(ctx, manifest, [seg], 4)[name]
     product = "wire signed [42:0] M = A_MULT * B_MULT;"
     real = dsp_path.extract_modules
-    broken = lambda names: real(names).replace(product, product[:-1] + " + 43'sd1;")  # noqa: E731
+    broken = lambda names: real(names).replace(product, product[:-1] + " * 2;")  # noqa: E731
     assert broken(["DSP48E1"]) != real(["DSP48E1"])
     monkeypatch.setattr(dsp_path, "extract_modules", broken)
     result = _simulate_segment(SegmentRtl.load(tiny_run / "rtl" / name), tmp_path, golden,
@@ -215,6 +216,20 @@ def test_the_finn_reference_leaves_out_paths_in_our_blocks(tmp_path):
     doc = timing_depth(segments, None, [], tmp_path)  # no design sources: only the shell's axis_last
     assert doc["finn_reference"]["segment"] == "b" and doc["finn_reference"]["levels"] == 9
     assert doc["segments"]["a"]["ends_in_our_block"] and not doc["segments"]["b"]["ends_in_our_block"]
+
+
+def test_every_netlist_and_the_whole_design_netlist_equal_golden(tiny_run):
+    """The netlist step: every segment's synthesized netlist, and the whole design's (the
+    exit glue's netlist with the segments' under it), simulated with stalls against golden."""
+    doc = json.loads((tiny_run / "netlist" / "netlist.json").read_text())
+    assert set(doc["segments"]) == set(_rtl(tiny_run)["segments"])
+    for name, seg in doc["segments"].items():
+        assert seg["stalled"]["images"] == 4 and seg["stalled"]["mismatched_images"] == 0, name
+        assert seg["stalled"]["values_compared"] > 0
+    design = doc["design"]["stalled"]
+    assert design["images"] == 2 and design["mismatched_images"] == 0 and design["input_stall_percent"] > 0
+    summary = json.loads((tiny_run / "report.json").read_text())["bit_exact"]["golden_vs_netlist"]
+    assert summary["mismatches"] == 0 and summary["images"] == {"per_segment": 4, "whole_design": 2}
 
 
 def test_changed_rtl_sources_are_refused_by_synth(tiny_run_copy):

@@ -2,9 +2,9 @@
 
 Each segment's mapped netlist (`synth/<segment>/netlist.v`) runs the first test images
 with random input stalls and output backpressure, every output integer compared with the
-golden simulator's; then, when `design_images` > 0, the whole design as synthesized (the
-exit glue's netlist with every segment's netlist under it) runs that many test images in
-order, pixels in and (class, exit index) out. Results: `synth/netlist.json` and report.json
+golden simulator's (`hardware.netlist_images`); then, when
+`hardware.netlist_design_images` > 0, the whole design as synthesized (the exit glue's
+netlist with every segment's netlist under it) runs that many test images in order, pixels in and (class, exit index) out. Results: `synth/netlist.json` and report.json
 `bit_exact.golden_vs_netlist`. The resources the `synth` step reports are then those of
 netlists shown to compute the right answers.
 
@@ -27,12 +27,6 @@ from btsee.steps.rtl_design import golden_design_result, read_design, run_design
 from calib.atomic import atomic_write_json
 from calib.errors import ArtifactError
 from hw.rtl.synth import NETLIST
-
-SEGMENT_IMAGES = 20
-"""Test images each segment's netlist simulates with stalls in `make demo`."""
-DESIGN_IMAGES = 0
-"""Test images the whole design's netlist simulates in `make demo` (0: left to `make bench`)."""
-
 
 def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=None) -> dict:
     """Simulates every segment's netlist on `segment_images` test images with stalls and,
@@ -104,7 +98,7 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
     return {"images_per_segment": n, "stalls_percent": {"input": STALLED[0], "output": STALLED[1]},
             "mismatches": mismatches, "segments": results, "design": design_doc,
             "design_not_run": None if design_doc else ("no whole design was built" if design is None else
-                                                      f"design_images = {design_images} (make bench runs it)")}
+                                                      "hardware.netlist_design_images is 0 (make bench runs it)")}
 
 
 def summary(doc: dict) -> dict:
@@ -123,7 +117,8 @@ def summary(doc: dict) -> dict:
 
 def step_netlist(ctx: Context) -> Context:
     """The synthesized netlists against golden (module docstring)."""
-    doc = netlist_checks(ctx, SEGMENT_IMAGES, DESIGN_IMAGES)
+    h = ctx.config.hardware
+    doc = netlist_checks(ctx, h.netlist_images, h.netlist_design_images)
     atomic_write_json(ctx.out / NETLIST_FILE, doc)
     ctx.log(f"  golden vs netlist: {doc['mismatches']} mismatched images ({doc['images_per_segment']} per segment"
             + (f", {doc['design']['stalled']['images']} through the whole design)" if doc["design"] else

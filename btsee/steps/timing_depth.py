@@ -12,7 +12,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hw.rtl.depth import block_depth, our_instances
+from hw.rtl.block_depth import block_depth
+from hw.rtl.depth import our_instances
 
 OUR_INSTANCE_MARKS = ("_fifo_i", "Pool_hls", "ColumnMax", "btsee_")
 """Parts of a signal name that place it inside a block of ours in a segment's netlist (the

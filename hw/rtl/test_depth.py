@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.rtl.depth import (OUR_BLOCKS, SEQUENTIAL_CELLS, DepthError, block_depth, block_depths,
-                          deepest_per_module, our_instances, parameter_overrides, parse_ltp, read_ltp,
-                          summary)
+from hw.rtl.block_depth import block_depth, block_depths, deepest_per_module, summary
+from hw.rtl.depth import (OUR_BLOCKS, SEQUENTIAL_CELLS, DepthError, our_instances, parameter_overrides, parse_ltp,
+                          read_ltp)
 
 # A real ltp.txt (column_max, PE 1, 480 words, block RAM), the dump's parameters and
 # connections cut short: what LTP_SCRIPT writes.

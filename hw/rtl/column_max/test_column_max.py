@@ -119,7 +119,7 @@ def test_block_ram_style_maps_to_block_ram(name, tmp_path):
     memories in RAMB18E1/RAMB36E1 for every geometry of the block test, no LUTRAM: each is
     read straight into a register. With WORDS = 1 only the result bank is a memory (the
     running max is the register itself). Its depth (hw/rtl/depth.py) is reported."""
-    from hw.rtl.depth import block_depth, summary
+    from hw.rtl.block_depth import block_depth, summary
 
     vector, pe, whole, signed = CASES[name]
     _, h, w, c = _maps(vector, signed).shape
