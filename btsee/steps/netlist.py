@@ -28,6 +28,7 @@ from calib.atomic import atomic_write_json
 from calib.errors import ArtifactError
 from hw.rtl.synth import NETLIST
 
+
 def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=None) -> dict:
     """Simulates every segment's netlist on `segment_images` test images with stalls and,
     if `design_images` > 0, the whole design's on that many; returns the netlist.json
