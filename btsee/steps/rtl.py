@@ -1,7 +1,8 @@
 """The RTL steps (open tools, no Vivado):
 
 * `rtl`: each segment's HDL generated from its folded graph (`hw.rtl.segment`), compiled
-  in Verilator once per content fingerprint, and simulated on the first
+  in Verilator once per content fingerprint with the MVUs' DSP48E1 datapath
+  (`hw.rtl.dsp_path`), and simulated on the first
   `hardware.rtl_images` test images fed with the golden simulator's integer inputs: once
   free-running (cycles per frame, beside FINN's estimate) and once with random stalls on
   the input and backpressure on the output. Every output integer is compared with the
@@ -11,7 +12,9 @@
   the first pixel in to the last decision out: `rtl.multi_exit`.
 * `synth`: each segment synthesized by Yosys for xc7 (`hw.rtl.synth`), and the multi-exit
   top level with the segments as black boxes (the exit glue): report.json `resources`
-  from synthesis, FINN's estimates kept beside them, the heads' and the glue's LUT shares.
+  from synthesis, FINN's estimates kept beside them, the heads' and the glue's LUT shares;
+  the netlists kept for the `netlist` step; report.json `timing_depth`
+  (`btsee.steps.timing_depth`).
 
 Tool logs stay in the run folder (rtl/<segment>/build/verilator.log, .../sim*/simulation.log,
 synth/<segment>/yosys.log); a failure is one line naming the tool, the file and the log.
