@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from calib.errors import BtseeError
+from hw.steady_state import steady_interval
 
 
 class PipelineError(BtseeError, ValueError):
@@ -76,8 +77,8 @@ class PipelineRun:
     """What the model gives for one sequence of images.
 
     total_cycles: first image in to the last decision out; out_cycles: (n,) when each
-    image's decision leaves the merge; steady_cycles_per_image: mean spacing of the last
-    90 % of the decisions (the measure the RTL simulation reports); buffer_peak_frames: K
+    image's decision leaves the merge; steady_cycles_per_image: `hw.steady_state.steady_interval`
+    of the decisions (the rule the RTL simulations use); buffer_peak_frames: K
     peak occupancies of the conditional buffers; queue_peak: K peak occupancies of the
     decision queues; busy: K+1 fractions of the time each segment pair works.
     """
@@ -156,8 +157,7 @@ def simulate_pipeline(spec: PipelineSpec, exits: Sequence[int]) -> PipelineRun:
         if e < K:
             queued[e][-1] = (queued[e][-1][0], last_out)
         _settle_forwarded(held, port_free, seg_free, e, K)
-    tail = n // 10
-    steady = float(np.diff(out[tail:]).mean()) if n - tail > 1 else float(out[-1])
+    steady = steady_interval(out)
     total = float(out[-1])
     return PipelineRun(total_cycles=total, out_cycles=out, steady_cycles_per_image=steady,
                        buffer_peak_frames=[_peak(h) for h in held],

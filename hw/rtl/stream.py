@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.rtl.tools import RtlToolError, run_tool
+from hw.steady_state import steady_interval  # noqa: F401  (the rule, re-exported for the RTL steps)
 
 HEX_DIGITS = np.frombuffer(b"0123456789abcdef", np.uint8)
 TESTBENCH_TOP = "stream_tb"
@@ -190,18 +191,6 @@ class StreamRun:
     def cycles_per_frame(self) -> float:
         """The steady-state interval between frame ends (`steady_interval`)."""
         return steady_interval(self.frame_end_cycles)
-
-
-def steady_interval(end_cycles: np.ndarray) -> float:
-    """Cycles per frame in steady state from the cycles at which frames (or a design's
-    decisions) left: the mean gap between the ends of the last 90 % (the pipeline's filling
-    left out, at least the first end); with one end only, that end's cycle (an upper bound);
-    0 without ends. The one rule every RTL throughput figure uses, early-exit or not."""
-    ends = np.asarray(end_cycles, np.int64)
-    if len(ends) < 2:
-        return float(ends[0]) if len(ends) else 0.0
-    steady = ends[max(1, len(ends) // 10) - 1:]  # (m,) from the first end after the filling
-    return float(np.diff(steady).mean())
 
 
 def simulate(binary: Path, workdir: Path, in_codes: np.ndarray, in_bits: int, n_out_words: int,
