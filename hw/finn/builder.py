@@ -37,6 +37,23 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 
+FINN_LOGGER = "finn_logger"
+"""The logger FINN's transformations warn through (SetFolding for every target it misses,
+streamlining for every residual Add it skips)."""
+
+
+@contextlib.contextmanager
+def quiet_finn_logger() -> Iterator[None]:
+    """FINN's logger held to errors meanwhile: for warnings that are expected where we call."""
+    logger = logging.getLogger(FINN_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 _ONE_BUILD_AT_A_TIME = threading.RLock()
 """Held for the whole of `finn_builder`: the state it swaps is the process's, not the thread's."""
 

@@ -116,10 +116,12 @@ def fold_column_max(model, target_cycles: int | None):
 
 def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: str = "Pynq-Z2",
                      clock_period_ns: float = 10.0, target_fps: int = 10000,
-                     mvau_wwidth_max: int = 36) -> SegmentEstimate:
+                     mvau_wwidth_max: int = 36, folding_config: dict | None = None) -> SegmentEstimate:
     """Runs the estimate-only build of one segment's HW-layer graph (the `dataflow` step's
     file, the graph that is verified) into `out_dir` and returns its estimates; reports
-    are in out_dir/report, the log in out_dir/build_dataflow.log.
+    are in out_dir/report, the log in out_dir/build_dataflow.log. With `folding_config`
+    ({node: {attribute: value}}, FINN's folding-config format) the build applies that
+    folding instead of folding for `target_fps` (which then only labels the estimate).
 
     A graph that cannot be read, a failed build, or a node left out of the HW partition is
     a DataflowError naming the graph file (and the node, or the log's last lines).
@@ -127,12 +129,17 @@ def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: st
     hw_path, out_dir = Path(hw_path).absolute(), Path(out_dir).absolute()
     load_hw(hw_path, input_type)  # fails early, naming the file
     out_dir.mkdir(parents=True, exist_ok=True)
+    config_file = None
+    if folding_config is not None:
+        config_file = out_dir / "folding_config.json"
+        config_file.write_text(json.dumps({"Defaults": {}, **folding_config}, indent=1))
     with finn_builder(out_dir / "finn_tmp") as build:
         import finn.builder.build_dataflow_config as bc
 
         cfg = bc.DataflowBuildConfig(
             output_dir=str(out_dir), synth_clk_period_ns=clock_period_ns, board=board,
-            target_fps=target_fps, mvau_wwidth_max=mvau_wwidth_max,
+            target_fps=None if config_file else target_fps, mvau_wwidth_max=mvau_wwidth_max,
+            folding_config_file=str(config_file) if config_file else None,
             generate_outputs=[bc.DataflowOutputType.ESTIMATE_REPORTS],
             steps=_estimate_steps(input_type), save_intermediate_models=True)
         try:
@@ -144,6 +151,8 @@ def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: st
         raise DataflowError(f"{hw_path}: FINN estimate build failed (rc {rc}), see "
                             f"{out_dir / LOG_NAME}:\n{_log_tail(out_dir)}")
     _check_partition(out_dir / "intermediate_models", hw_path)
+    if config_file is not None:  # FINN writes auto_folding_config.json only when it folds itself
+        (out_dir / "report" / "auto_folding_config.json").write_text(config_file.read_text())
     est = read_estimate(hw_path.stem, out_dir / "report", clock_period_ns, target_fps)
     est.folded_graph = out_dir / "intermediate_models" / PARTITION_MODEL
     return est

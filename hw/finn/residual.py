@@ -21,34 +21,14 @@ finn-plus's own StreamlinePlus did not terminate on these graphs (it kept printi
 """
 from __future__ import annotations
 
-import contextlib
-import logging
-from typing import Iterator
-
 import numpy as np
 from onnx import helper
 from qonnx.transformation.base import Transformation
 
+from hw.finn.builder import quiet_finn_logger
 from hw.finn.convert import DataflowError, mark_input, node_attributes, prefer_rtl, quiet_known_warnings, tidy
 
 MAX_ROUNDS = 8
-FINN_LOGGER = "finn_logger"
-"""FINN's streamlining logs a warning through this logger for every residual Add it skips,
-in every round ("Bias not constant for Add_0, skipping"): expected here, and held back
-to errors while converting."""
-
-
-@contextlib.contextmanager
-def _quiet_streamline_logs() -> Iterator[None]:
-    logger = logging.getLogger(FINN_LOGGER)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def is_residual(model) -> bool:
     """Whether the graph forks a stream or joins two (an Add of two non-constant inputs)."""
     for node in model.graph.node:
@@ -196,7 +176,7 @@ def to_hw(model, input_type: str, where: str = "segment"):
     """A residual segment's QONNX graph -> its FINN HW-layer graph (before SpecializeLayers)."""
     from finn.transformation.qonnx.convert_qonnx_to_finn import ConvertQONNXtoFINN
 
-    with quiet_known_warnings(), _quiet_streamline_logs():
+    with quiet_known_warnings(), quiet_finn_logger():  # streamlining skips every residual Add, in every round
         model = model.transform(ReduceMeanToGlobalAveragePool())
         model = mark_input(tidy(model.transform(ConvertQONNXtoFINN())), input_type)
         return convert_to_hw(streamline(model, input_type, where), input_type)
