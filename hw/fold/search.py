@@ -1,24 +1,24 @@
 """Exit-aware folding: each segment folded for the share of images that reach it, and the
-fastest design that fits a LUT budget, with and without exits.
+fastest design that fits a LUT budget, over every subset of the exits (none included).
 
-The search works on ladders of FINN's own foldings: `segment_ladder` runs FINN's
-estimate-only build of one segment at a geometric series of frame-rate targets and keeps
-the distinct foldings (cycles per frame, BRAM18, DSP, FINN's LUT). Their LUTs are
-modelled (`modelled_luts`): FINN counts 0 LUT for the RTL MVU, so its LUT estimate hardly
-moves with folding, while synthesis puts about 190 LUTs around every DSP of the MVU.
+The search works on ladders of FINN's own foldings (`hw.fold.refold`: every distinct
+folding of a segment, with its cycles per frame, BRAM18, DSP and FINN's LUT). Their LUTs
+are modelled (`modelled_luts`): FINN counts 0 LUT for the RTL MVU, so its LUT estimate
+hardly moves with folding, while synthesis puts about 190 LUTs around every DSP of the MVU.
 
-`fold_early_exit` picks, for a rate R, each segment's and head's cheapest folding that keeps
-up with R x (the fraction of images reaching it) and scores the design with the pipeline
-model (`hw.fold.pipeline`) replaying a sequence of exits; `fold_no_exit` folds the backbone
-alone for R, as fast as its slowest segment; `search` sweeps R and keeps each kind's
-LUT-throughput front within the board's BRAM18 and DSP.
+A `Topology` is the chain with the exits it builds; `Topology.stages` cuts it after each
+built exit. `fold_early_exit` picks, for a rate R, each stage's segments' and head's
+cheapest folding that keeps up with R x (the fraction of images entering the stage) and
+scores the design with the pipeline model (`hw.fold.pipeline`) replaying a sequence of
+exits; with no exit built that is the backbone alone, as fast as its slowest segment.
+`search` sweeps R for every subset and keeps each subset's LUT-throughput front within
+the board's BRAM18 and DSP, and the front over all of them.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -50,7 +50,11 @@ class FoldOption:
     """Value bits per output word (the buffer keeps those)."""
     folding: dict = field(hash=False, compare=False, default_factory=dict)
     graph: str = ""
-    """The folded, specialized graph (the estimate build's partition)."""
+    """The folded, specialized graph (the estimate build's partition); empty until built."""
+    config: dict = field(hash=False, compare=False, default_factory=dict)
+    """FINN folding config ({node: {PE, SIMD, parallel_window}}) that rebuilds this folding."""
+    target_cycles: int = 0
+    """The cycles-per-frame target SetFolding was given (0: from a frame-rate target)."""
 
     @property
     def lut(self) -> float:
@@ -60,39 +64,6 @@ class FoldOption:
 def modelled_luts(finn_lut: float, dsp: float) -> float:
     """Modelled synthesized LUTs (LUT + LUTRAM) of a segment (see LUT_MODEL_SOURCE)."""
     return LUTS_PER_FINN_LUT * finn_lut + LUTS_PER_DSP * dsp
-
-
-def ladder_targets(low: float = 250.0, high: float = 100_000.0, step: float = 1.25) -> list[float]:
-    """The frame-rate targets of a ladder: low, low x step, ... up to high."""
-    n = int(math.floor(math.log(high / low) / math.log(step))) + 1
-    return [round(low * step ** i, 1) for i in range(n)]
-
-
-def output_stream(graph: Path) -> tuple[int, int]:
-    """(words per frame, value bits per word) of a folded graph's output stream."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.custom_op.registry import getCustomOp
-
-    model = ModelWrapper(str(graph))
-    last = model.find_producer(model.graph.output[0].name)
-    op = getCustomOp(last)
-    folded = op.get_folded_output_shape()  # (1, ..., PE)
-    words = int(np.prod(folded[:-1]))
-    return words, int(folded[-1]) * op.get_output_datatype().bitwidth()
-
-
-def segment_ladder(estimate: Callable[[float], object], targets: Sequence[float]) -> list[FoldOption]:
-    """The distinct foldings FINN chooses at `targets` (estimate(target) -> SegmentEstimate),
-    fastest last; a folding reached from several targets is kept once (the lowest target)."""
-    seen: dict[str, FoldOption] = {}
-    for t in targets:
-        est = estimate(t)
-        key = repr(sorted(est.folding.items()))
-        if key not in seen:
-            words, bits = output_stream(est.folded_graph)
-            seen[key] = FoldOption(t, int(est.cycles_per_frame), float(est.lut), float(est.bram18), float(est.dsp),
-                                   words, bits, est.folding, str(est.folded_graph))
-    return sorted(seen.values(), key=lambda o: (-o.cycles, o.lut))
 
 
 def cheapest_meeting(options: Sequence[FoldOption], cycles: float) -> FoldOption:
@@ -115,11 +86,13 @@ class Design:
     fps: float              # sustained images/s (pipeline model or slowest segment)
     cycles_per_image: float
     buffer_peak_frames: list[int] = field(default_factory=list)
+    exits_built: tuple[int, ...] = ()
+    """The exits of the full chain this design builds (indices of its heads); () = none."""
 
     def summary(self) -> dict:
-        """JSON-ready: resources, throughput and per segment target, cycles and folding."""
+        """JSON-ready: resources, throughput, the exits built and per segment target, cycles and folding."""
         return {"kind": self.kind, "rate_target_fps": round(self.rate_target, 1), "fps": round(self.fps, 1),
-                "cycles_per_image": round(self.cycles_per_image, 1),
+                "cycles_per_image": round(self.cycles_per_image, 1), "exits_built": list(self.exits_built),
                 "resources": {k: round(v, 1) for k, v in self.resources.items()},
                 "buffer_peak_frames": self.buffer_peak_frames,
                 "segments": {n: {"target_fps": o.target_fps, "cycles_per_frame": o.cycles, "DSP": o.dsp,
@@ -129,16 +102,43 @@ class Design:
 
 @dataclass(frozen=True)
 class Topology:
-    """The chain: backbone segments (the last ends in the final classifier) and the head
-    after each but the last."""
+    """The chain: backbone segments (the last ends in the final classifier) and, after each
+    but the last, its head, or None where that exit is not built."""
 
     backbones: list[str]
-    heads: list[str]
+    heads: list[str | None]
 
     def __post_init__(self) -> None:
         if len(self.heads) != len(self.backbones) - 1:
             raise ValueError(f"topology: {len(self.backbones)} backbone segments need one head fewer, "
                              f"got {len(self.heads)} heads")
+
+    @property
+    def exits_built(self) -> tuple[int, ...]:
+        return tuple(k for k, h in enumerate(self.heads) if h is not None)
+
+    def with_exits(self, built: Sequence[int]) -> Topology:
+        """The same chain building only the exits `built` (indices into heads)."""
+        return Topology(list(self.backbones), [h if k in built else None for k, h in enumerate(self.heads)])
+
+    def stages(self) -> list[tuple[list[str], str | None]]:
+        """[(backbone segments, head or None)]: the chain cut after every built exit; the
+        segments of one stage run back to back, the last stage ends in the final classifier."""
+        out, run = [], []
+        for k, b in enumerate(self.backbones):
+            run.append(b)
+            if k < len(self.heads) and self.heads[k] is not None:
+                out.append((run, self.heads[k]))
+                run = []
+        out.append((run, None))
+        return out
+
+
+def exit_subsets(n_exits: int) -> list[tuple[int, ...]]:
+    """Every subset of the exits 0..n_exits-1, the empty one (no exit: the backbone alone) first."""
+    from itertools import combinations
+
+    return [c for r in range(n_exits + 1) for c in combinations(range(n_exits), r)]
 
 
 def glue_resources(buffered: Sequence[FoldOption], buffer_frames: int) -> dict[str, float]:
@@ -165,27 +165,59 @@ def _total(options: Sequence[FoldOption], extra: dict[str, float] | None = None)
 
 
 def pipeline_spec(choice: dict[str, FoldOption], topology: Topology, buffer_frames: int) -> PipelineSpec:
-    """The pipeline model's view of a folded design: each segment's and head's cycles per
-    frame, the frames the conditional buffers hold."""
-    buffered = [choice[b] for b in topology.backbones[:-1]]
-    return PipelineSpec([choice[b].cycles for b in topology.backbones], [choice[h].cycles for h in topology.heads],
-                        [o.out_words for o in buffered], [buffer_frames] * len(topology.heads))
+    """The pipeline model's view of a folded design: per stage the cycles per frame of its
+    slowest backbone segment and of its head, the frames the conditional buffers hold."""
+    stages = topology.stages()
+    return PipelineSpec([max(choice[b].cycles for b in bbs) for bbs, _ in stages],
+                        [choice[h].cycles for _, h in stages[:-1]],
+                        [choice[bbs[-1]].out_words for bbs, _ in stages[:-1]], [buffer_frames] * (len(stages) - 1))
+
+
+class ReplayCache:
+    """Pipeline-model replays by design (the cycles per stage and the buffers): many rates
+    of a sweep fold a design the same way."""
+
+    def __init__(self):
+        self.runs: dict[tuple, object] = {}
+
+    def replay(self, spec: PipelineSpec, exits: np.ndarray, label: object):
+        key = (label, tuple(spec.backbone_cycles), tuple(spec.head_cycles), tuple(spec.frame_words),
+               tuple(spec.buffer_frames))
+        if key not in self.runs:
+            self.runs[key] = simulate_pipeline(spec, exits)
+        return self.runs[key]
 
 
 def fold_early_exit(ladders: dict[str, list[FoldOption]], topology: Topology, reach: Sequence[float],
-                    rate: float, clock_hz: float, exits: np.ndarray, buffer_frames: int) -> Design:
-    """The early-exit design for `rate`: segment k and head k folded for rate x reach[k],
-    scored by the pipeline model on `exits` (the sequence of exit indices)."""
+                    rate: float, clock_hz: float, exits: np.ndarray, buffer_frames: int,
+                    cache: ReplayCache | None = None) -> Design:
+    """The design for `rate` building the exits of `topology`: the segments of stage j and
+    its head folded for rate x reach[j] (the share of images entering stage j), scored by
+    the pipeline model on `exits` (the stage index each image leaves at, in order)."""
     choice: dict[str, FoldOption] = {}
-    for k, name in enumerate(topology.backbones):
-        budget = clock_hz / (rate * max(reach[k], 1e-9))
-        choice[name] = cheapest_meeting(ladders[name], budget)
-        if k < len(topology.heads):
-            choice[topology.heads[k]] = cheapest_meeting(ladders[topology.heads[k]], budget)
-    run = simulate_pipeline(pipeline_spec(choice, topology, buffer_frames), exits)
-    glue = glue_resources([choice[b] for b in topology.backbones[:-1]], buffer_frames)
-    return Design("early_exit", rate, choice, _total(list(choice.values()), glue),
-                  clock_hz / run.steady_cycles_per_image, run.steady_cycles_per_image, run.buffer_peak_frames)
+    for j, (backbones, head) in enumerate(topology.stages()):
+        budget = clock_hz / (rate * max(reach[j], 1e-9))
+        for name in backbones + ([head] if head else []):
+            choice[name] = cheapest_meeting(ladders[name], budget)
+    return design_of(choice, topology, exits, buffer_frames, clock_hz, cache, rate)
+
+
+def design_of(choice: dict[str, FoldOption], topology: Topology, exits: np.ndarray, buffer_frames: int,
+              clock_hz: float, cache: ReplayCache | None = None, rate: float = 0.0) -> Design:
+    """The design folding every segment as `choice` says, building the exits of `topology`:
+    its modelled resources and the pipeline model's throughput on `exits` (with no exit
+    built, the chain's: its slowest segment)."""
+    stages = topology.stages()
+    spec = pipeline_spec(choice, topology, buffer_frames)
+    if len(stages) == 1:  # the chain alone: every image at its slowest segment's pace
+        cycles, peaks = float(spec.backbone_cycles[0]), []
+    else:
+        run = cache.replay(spec, exits, topology.exits_built) if cache else simulate_pipeline(spec, exits)
+        cycles, peaks = run.steady_cycles_per_image, run.buffer_peak_frames
+    glue = glue_resources([choice[bbs[-1]] for bbs, _ in stages[:-1]], buffer_frames)
+    kind = "early_exit" if topology.exits_built else "no_exit"
+    return Design(kind, rate or clock_hz / cycles, choice, _total(list(choice.values()), glue), clock_hz / cycles,
+                  cycles, peaks, topology.exits_built)
 
 
 def fold_no_exit(ladders: dict[str, list[FoldOption]], topology: Topology, rate: float, clock_hz: float) -> Design:
@@ -217,19 +249,51 @@ def best_within(front: Sequence[Design], limits: dict[str, float]) -> Design | N
 
 @dataclass
 class SearchResult:
-    early_exit: list[Design]   # the LUT-throughput front of each design
-    no_exit: list[Design]
+    early_exit: list[Design]   # the LUT-throughput front over every subset of the exits, none included
+    no_exit: list[Design]      # the front of the backbone alone
+    by_subset: dict[tuple[int, ...], list[Design]] = field(default_factory=dict)
+    """The front of each subset of the exits."""
 
 
-def search(ladders: dict[str, list[FoldOption]], topology: Topology, exits: np.ndarray, clock_hz: float,
-           rates: Sequence[float], buffer_frames: int, board: dict[str, float]) -> SearchResult:
-    """Both designs folded at every rate of `rates`; their fronts among those within the board's
-    BRAM18 and DSP (LUTs are the axis the caller budgets)."""
-    reach = reach_fractions(exits, len(topology.heads))
+def search(ladders: dict[str, list[FoldOption]], topology: Topology, exits_by_subset: dict[tuple[int, ...], np.ndarray],
+           clock_hz: float, rates: Sequence[float], buffer_frames: int, board: dict[str, float],
+           cache: ReplayCache | None = None) -> SearchResult:
+    """Every subset of the exits in `exits_by_subset` ({built exits: (n,) stage index each
+    image leaves at}; () = the backbone alone) folded at every rate of `rates`; the fronts
+    among the designs within the board's BRAM18 and DSP (LUTs are the axis the caller
+    budgets). The early-exit front spans every subset, so it is never slower than the
+    no-exit one at any LUT count."""
     hard = {k: board[k] for k in ("BRAM18", "DSP") if k in board}
-    ee = [fold_early_exit(ladders, topology, reach, r, clock_hz, exits, buffer_frames) for r in rates]
-    ne = [fold_no_exit(ladders, topology, r, clock_hz) for r in rates]
-    return SearchResult(pareto([d for d in ee if fits(d, hard)]), pareto([d for d in ne if fits(d, hard)]))
+    cache = cache or ReplayCache()
+    fronts = {}
+    for subset, exits in exits_by_subset.items():
+        topo = topology.with_exits(subset)
+        reach = reach_fractions(exits, len(subset))
+        designs = [fold_early_exit(ladders, topo, reach, r, clock_hz, exits, buffer_frames, cache) for r in rates]
+        fronts[subset] = pareto([d for d in designs if fits(d, hard)])
+    every = [d for f in fronts.values() for d in f]
+    return SearchResult(pareto(every), fronts.get((), []), fronts)
+
+
+def front_density(a: Sequence[Design], b: Sequence[Design], low: float, high: float) -> dict:
+    """How closely two fronts' LUT counts interleave between `low` and `high` LUTs (cut to
+    where both fronts have designs): per point of each, the LUT distance to the nearest
+    point of the other relative to its own LUTs; the worst, the share within 3 %, and the
+    widest gaps."""
+    la, lb = [d.resources["LUT"] for d in a], [d.resources["LUT"] for d in b]
+    if la and lb:
+        low, high = max(low, min(la), min(lb)), min(high, max(la), max(lb))
+
+    def gaps(xs, ys):
+        ys = np.array(sorted(ys)) if ys else np.array([np.inf])
+        return [(x, float(np.min(np.abs(ys - x)) / x)) for x in xs if low <= x <= high]
+    g = gaps(la, lb) + gaps(lb, la)
+    worst = sorted(g, key=lambda t: -t[1])[:3]
+    return {"range_lut": [round(low), round(high)],
+            "points": [sum(low <= x <= high for x in la), sum(low <= x <= high for x in lb)],
+            "worst_gap": round(worst[0][1], 4) if g else None,
+            "share_within_3_percent": round(float(np.mean([v <= 0.03 for _, v in g])), 4) if g else None,
+            "widest_gaps_at_lut": [[round(x), round(v, 4)] for x, v in worst]}
 
 
 def ratio_curve(result: SearchResult, budgets: Sequence[float], board: dict[str, float]) -> list[dict]:
@@ -240,10 +304,6 @@ def ratio_curve(result: SearchResult, budgets: Sequence[float], board: dict[str,
         limits = dict(board, LUT=b)
         ee, ne = best_within(result.early_exit, limits), best_within(result.no_exit, limits)
         rows.append({"budget_lut": round(b), "early_exit_fps": ee and round(ee.fps, 1),
-                     "no_exit_fps": ne and round(ne.fps, 1),
+                     "no_exit_fps": ne and round(ne.fps, 1), "exits_built": ee and list(ee.exits_built),
                      "ratio": round(ee.fps / ne.fps, 3) if ee and ne else None})
     return rows
-
-
-def ladder_dir(root: Path, segment: str, target: float) -> Path:
-    return root / segment / f"{target:g}fps"

@@ -7,7 +7,7 @@ import pytest
 from hw.fold.pipeline import PipelineError, PipelineSpec, simulate_pipeline
 from hw.fold.search import FoldOption, Topology, cheapest_meeting, fold_no_exit, pareto, reach_fractions
 
-N = 401  # the steady state spans 360 intervals: whole periods of the patterns below
+N = 391  # steady_interval then spans 352 intervals: whole periods (2, 16) of the patterns below
 
 
 def _spec(buffers: int = 4, **kw) -> PipelineSpec:
@@ -91,3 +91,40 @@ def test_the_front_drops_dominated_designs():
     designs = [Design("x", 1, {}, {"LUT": lut, "BRAM18": 0, "DSP": 0}, fps, 1) for lut, fps in
                [(100, 10), (200, 5), (300, 20), (300, 15), (400, 20)]]
     assert [(d.resources["LUT"], d.fps) for d in pareto(designs)] == [(100, 10), (300, 20)]
+
+
+def test_subsets_cut_the_chain_into_stages():
+    from hw.fold.search import exit_subsets
+
+    topo = Topology(["b0", "b1", "b2", "b3"], ["h0", "h1", "h2"])
+    assert exit_subsets(3)[0] == () and len(exit_subsets(3)) == 8
+    assert topo.with_exits((1,)).stages() == [(["b0", "b1"], "h1"), (["b2", "b3"], None)]
+    assert topo.with_exits(()).stages() == [(["b0", "b1", "b2", "b3"], None)]
+    assert topo.stages() == [(["b0"], "h0"), (["b1"], "h1"), (["b2"], "h2"), (["b3"], None)]
+    assert topo.with_exits((0, 2)).exits_built == (0, 2)
+
+
+def test_the_empty_subset_is_the_no_exit_chain_and_the_front_never_loses():
+    """Building no exit gives the no-exit chain exactly; the early-exit front spans every
+    subset, so at any LUT count its fastest design is at least the no-exit one's, even
+    where the exits cost more than they save (here: a head as dear as the segment after it)."""
+    from hw.fold.search import ReplayCache, best_within, fold_early_exit, search
+
+    ladders = {"b0": [_opt(1000, 10), _opt(400, 30), _opt(200, 60)],
+               "b1": [_opt(2000, 10), _opt(500, 40), _opt(250, 80)],
+               "h0": [_opt(1000, 200), _opt(200, 900)]}
+    topo = Topology(["b0", "b1"], ["h0"])
+    none = fold_early_exit(ladders, topo.with_exits(()), [1.0], 1e8 / 600, 1e8, np.zeros(N, int), 2)
+    chain = fold_no_exit(ladders, topo, 1e8 / 600, 1e8)
+    assert none.kind == "no_exit" and none.cycles_per_image == chain.cycles_per_image
+    assert none.resources["LUT"] == chain.resources["LUT"]
+    exits = {(): np.zeros(N, int), (0,): (np.arange(N) % 3 == 0).astype(int)}
+    rates = [1e8 / c for c in (3000, 2000, 1000, 600, 400, 300, 250)]
+    result = search(ladders, topo, exits, 1e8, rates, 2, {}, ReplayCache())
+    assert result.no_exit == result.by_subset[()]
+    for budget in (20, 50, 100, 140, 300, 1200):
+        ee, ne = best_within(result.early_exit, {"LUT": budget}), best_within(result.no_exit, {"LUT": budget})
+        assert (ee is None) == (ne is None) or ne is None
+        if ne is not None:
+            assert ee.fps >= ne.fps
+    assert any(d.exits_built == () for d in result.early_exit)  # where the head does not pay, none is built
