@@ -62,7 +62,7 @@ SCHEMAS: dict[str, Any] = {
     DATAFLOW_MANIFEST: {"points": [str], "segments": [dict(_SEGMENT, qonnx_file=str, hw_file=str,
                                                            hw_sha256=str, folded_file=str, folded_sha256=str,
                                                            estimate={"cycles_per_frame": int})]},
-    FOLD_MANIFEST: {"points": [str], "buffer_frames": int, "folding": str,
+    FOLD_MANIFEST: {"points": [str], "buffer_frames": int, "folding": str, "exits_built": [int],
                     "segments": [dict(_SEGMENT, qonnx_file=str, hw_file=str, hw_sha256=str, folded_file=str,
                                       folded_sha256=str, estimate={"cycles_per_frame": int})]},
     RTL_FILE: {"segments": {str: {"top": str, "folder": str, "sources_sha256": str, "finn_cycles_per_frame": int,
@@ -116,8 +116,10 @@ def read_manifest(out: Path, rel: str) -> dict:
         if seg["output_scale"] <= 0:
             raise ArtifactError(f"{path}: segments[{i}].output_scale is {seg['output_scale']}, expected > 0")
     kinds = [seg["kind"] for seg in doc["segments"]]
-    if kinds.count("head") != len(doc["points"]):
-        raise ArtifactError(f"{path}: {kinds.count('head')} head segments for {len(doc['points'])} points")
+    built = doc.get("exits_built", list(range(len(doc["points"]))))  # the fold manifest may build fewer exits
+    if not all(0 <= k < len(doc["points"]) for k in built) or kinds.count("head") != len(built):
+        raise ArtifactError(f"{path}: {kinds.count('head')} head segments for exits {built} of "
+                            f"{len(doc['points'])} points")
     return doc
 
 

@@ -22,21 +22,25 @@ DESIGN_FOLDER = "rtl/multi_exit"
 
 def design_chain(manifest: dict, rtls: dict) -> tuple[list | None, str | None]:
     """([(backbone, head or None), ...] of SegmentRtls, None) when every segment of the
-    manifest has RTL and they form the multi-exit chain; else (None, why not)."""
+    manifest has RTL and they form the multi-exit chain (a head after each backbone segment
+    whose exit the manifest builds, `exits_built`; all but the last when it says nothing);
+    else (None, why not)."""
     segments = manifest["segments"]
     missing = [s["name"] for s in segments if s["name"] not in rtls]
     if missing:
         return None, f"segments without RTL: {', '.join(missing)}"
     backbones = [s for s in segments if s["kind"] == "backbone"]
     heads = {s["source"]: s for s in segments if s["kind"] == "head"}
+    built = set(manifest.get("exits_built", range(len(backbones) - 1)))
     chain = []
     for k, b in enumerate(backbones):
         expected_source = "input" if k == 0 else backbones[k - 1]["name"]
         if b["source"] != expected_source:
             return None, f"{b['name']} reads {b['source']}, not {expected_source}"
         head = heads.get(b["name"])
-        if (head is None) != (k == len(backbones) - 1):
-            return None, f"{b['name']}: a head after every backbone segment but the last"
+        if (head is None) == (k in built):
+            return None, (f"{b['name']}: " + ("no head, but exit " if head is None else "a head, but no exit ")
+                          + f"{k} is built (exits_built {sorted(built)})")
         chain.append((rtls[b["name"]], rtls[head["name"]] if head else None))
     return chain, None
 
@@ -56,11 +60,13 @@ def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: d
     from hw.fold.pipeline import PipelineSpec, simulate_pipeline
 
     topo = topology_of(manifest)
+    stages = topo.stages()
     words = [int(b["frame_words"]) for b in buffers.values()]
     doc = {}
     for source in ("rtl", "finn_estimate"):
-        spec = PipelineSpec([cycles[b][source] for b in topo.backbones], [cycles[x][source] for x in topo.heads],
-                            words, [manifest["buffer_frames"]] * len(topo.heads))
+        spec = PipelineSpec([max(cycles[b][source] for b in bbs) for bbs, _ in stages],
+                            [cycles[x][source] for _, x in stages[:-1]], words,
+                            [manifest["buffer_frames"]] * (len(stages) - 1))
         run = simulate_pipeline(spec, exits)
         doc[source] = {"cycles_first_pixel_to_last_decision": round(run.total_cycles),
                        "steady_cycles_per_image": round(run.steady_cycles_per_image, 1),
@@ -149,13 +155,32 @@ def run_design_passes(design, binary, folder, pixel_words: np.ndarray, golden, p
 
 
 def golden_design_result(ctx: Context, n: int):
-    """(golden CascadeResult on the first n test images, thresholds tables, score): the
-    thresholds artifact checked against the run's model."""
+    """(golden CascadeResult on the first n test images, thresholds tables, score) of the
+    design the fold step chose: only the exits it builds (fold/manifest.json `exits_built`)
+    may take images, and the result counts exits among those (as the design's output word
+    does), with their heads' logits only. The thresholds artifact is checked against the run's model."""
+    from btsee.run_folder import FOLD_MANIFEST, read_manifest
     from btsee.steps.common import load_splits
 
     cascade, artifact = load_golden(ctx.out)
-    result = cascade.run(load_splits(ctx).test.images[:n])
-    return result, [e["thresholds"] for e in artifact["exits"]], artifact["exits"][0]["score"]
+    tables = [e["thresholds"] for e in artifact["exits"]]
+    built = list(read_manifest(ctx.out, FOLD_MANIFEST).get("exits_built", range(len(tables))))
+    cascade.thresholds = [t if k in built else [None] * len(t) for k, t in enumerate(tables)]
+    result = project_onto_exits(cascade.run(load_splits(ctx).test.images[:n]), built)
+    return result, [tables[k] for k in built], artifact["exits"][0]["score"]
+
+
+def project_onto_exits(result, built: list[int]):
+    """The golden CascadeResult of a cascade whose other exits never take an image, as the
+    design building only the exits `built` reports it: exit indices counted among those,
+    their heads' logits, scores and reach (and the final classifier's)."""
+    from dataclasses import replace
+
+    n_heads = len(result.head_logits)
+    return replace(result, exit_index=np.searchsorted(np.array([*built, n_heads]), result.exit_index),
+                   head_logits=[result.head_logits[k] for k in built],
+                   reached=[result.reached[k] for k in built] + [result.reached[-1]],
+                   scores=[result.scores[k] for k in built])
 
 
 def read_design(ctx: Context, doc: dict):

@@ -69,6 +69,9 @@ class MultiExitRtl:
     buffers: dict[str, dict] = field(default_factory=dict)
     """Per conditional buffer: the segment it follows, words per frame, depth in words, bits kept per word."""
     thresholds_sha256: str = ""
+    exit_points: list[int] = field(default_factory=list)
+    """The exits of the full chain this design builds (indices into its heads); the output's
+    exit index counts these, then the final classifier."""
 
     def paths(self) -> list[Path]:
         return [self.out_dir / "src" / s for s in self.sources]
@@ -111,10 +114,10 @@ class MultiExitRtl:
 
         d = read_design_record(Path(out_dir) / "multi_exit.json", {
             "input": STREAM_SCHEMA, "classes": int, "exits": int, "output_width": int,
-            "logit_monitors": {str: Any}, "buffers": {str: Any}, "thresholds_sha256": str})
+            "logit_monitors": {str: Any}, "buffers": {str: Any}, "thresholds_sha256": str, "exit_points": [int]})
         return cls(d["top"], Path(out_dir).absolute(), d["sources"], d["data_files"], StreamFormat(**d["input"]),
                    d["classes"], d["exits"], d["output_width"], d["logit_monitors"], d["buffers"],
-                   d["thresholds_sha256"])
+                   d["thresholds_sha256"], d["exit_points"])
 
 
 def file_sha256(path: Path) -> str:
@@ -159,19 +162,24 @@ def generate_multi_exit(chain: list[tuple[SegmentRtl, SegmentRtl | None]], thres
                         thresholds: list[list[int | None]], score: str, out_dir: Path,
                         buffer_frames: int = BUFFER_FRAMES) -> MultiExitRtl:
     """Writes out_dir/src (every segment's sources and memory files, our blocks, the top
-    level) for the chain [(backbone_0, head_0), ..., (backbone_final, None)] with the
-    integer `thresholds` per head (None = that class never exits), which must be those of
-    `thresholds_file`; returns the MultiExitRtl (also out_dir/multi_exit.json)."""
+    level) for the chain [(backbone_0, head_0 or None), ..., (backbone_final, None)] (None
+    before the end: no exit built there, the segment feeds the next directly) with the
+    integer `thresholds` per head built (None = that class never exits), which must be
+    those of `thresholds_file` for those exits; returns the MultiExitRtl (also
+    out_dir/multi_exit.json)."""
     from finn.util.settings import get_settings
 
-    if not chain or chain[-1][1] is not None or any(h is None for _, h in chain[:-1]):
-        raise MultiExitError("a multi-exit chain is backbone segments each followed by a head, then the final one")
-    if len(thresholds) != len(chain) - 1:
-        raise MultiExitError(f"{thresholds_file}: {len(thresholds)} threshold tables for {len(chain) - 1} heads")
+    if not chain or chain[-1][1] is not None:
+        raise MultiExitError("a multi-exit chain is backbone segments, each followed by its head or by none, "
+                             "then the final one")
+    built = [k for k, (_, h) in enumerate(chain[:-1]) if h is not None]
+    if len(thresholds) != len(built):
+        raise MultiExitError(f"{thresholds_file}: {len(thresholds)} threshold tables for {len(built)} heads")
     sha = file_sha256(thresholds_file)  # what the decision units hold is what the file says, now
     recorded = [e.get("thresholds") for e in json.loads(Path(thresholds_file).read_text()).get("exits", [])]
-    if recorded != [list(t) for t in thresholds]:
-        raise MultiExitError(f"{thresholds_file}: its integer thresholds are not the tables given to the generator")
+    if len(recorded) != len(chain) - 1 or [recorded[k] for k in built] != [list(t) for t in thresholds]:
+        raise MultiExitError(f"{thresholds_file}: its integer thresholds of exits {built} are not the tables given "
+                             "to the generator")
     classes = len(thresholds[0]) if thresholds else chain[-1][0].output.words_per_frame * chain[-1][0].output.elems
     out_dir = Path(out_dir).absolute()
     src = out_dir / "src"
@@ -214,6 +222,9 @@ def generate_multi_exit(chain: list[tuple[SegmentRtl, SegmentRtl | None]], thres
         bb_in = top.adapt(x, _entering(chain, k), (backbone.input.elems, backbone.input.bits), f"{backbone.name}_in")
         bb_out = top.wire(f"{backbone.name}_out", backbone.output.width)
         top.instance(backbone.top, f"{backbone.name}_i", {"in0_V": bb_in, "out0_V": bb_out})
+        if head is None and k < len(chain) - 1:  # no exit built here: straight on to the next segment
+            x = bb_out
+            continue
         scorer = head if head is not None else backbone
         if head is not None:
             to_head, to_buffer = top.wire(f"fork{k}_head", backbone.output.width), top.wire(
@@ -223,7 +234,7 @@ def generate_multi_exit(chain: list[tuple[SegmentRtl, SegmentRtl | None]], thres
             head_in = top.adapt(to_head, backbone.output, (head.input.elems, head.input.bits), f"{head.name}_in")
             head_out = top.wire(f"{head.name}_out", head.output.width)
             top.instance(head.top, f"{head.name}_i", {"in0_V": head_in, "out0_V": head_out})
-            logits_src, table = head_out, thresholds[k]
+            logits_src, table = head_out, thresholds[built.index(k)]
         else:
             logits_src, table = bb_out, [None] * classes
         fmt = scorer.output
@@ -298,7 +309,8 @@ def generate_multi_exit(chain: list[tuple[SegmentRtl, SegmentRtl | None]], thres
               f"  output [{out_w - 1}:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY\n);\n")
     (src / f"{TOP}.sv").write_text(header + "\n".join(top.lines) + "\nendmodule\n")
     order = sorted(sources, key=lambda s: (not s.endswith("_pkg.sv"), s)) + [f"{TOP}.sv"]
-    rtl = MultiExitRtl(TOP, out_dir, order, data_files, first.input, classes, n - 1, out_w, monitors, buffers, sha)
+    rtl = MultiExitRtl(TOP, out_dir, order, data_files, first.input, classes, n - 1, out_w, monitors, buffers, sha,
+                       built)
     (out_dir / "multi_exit.json").write_text(json.dumps(rtl.to_dict(), indent=1))
     return rtl
 
