@@ -214,6 +214,10 @@ class HardwareConfig:
     buffer_frames: int | None = None
     """Frames each conditional buffer holds; null = the search picks it (2 to 8) with the
     pipeline model."""
+    exits_built: list[int] | None = None
+    """The exits (indices into exits.points) the fold step builds; null = it searches every
+    subset, none included, and builds the fastest within the budget (never slower than the
+    backbone alone); a list fixes that subset."""
     chain_images: int | None = None
     """Test images run through the whole chain golden = qonnx = FINN; null = the whole
     test split (about 7 minutes for 10,000 images of the default model on 2 cores)."""
@@ -425,6 +429,10 @@ def validate(cfg: Config) -> None:
     _check(h.mvau_wwidth_max >= 1, f"hardware.mvau_wwidth_max: must be at least 1, got {h.mvau_wwidth_max}")
     _check(h.folding in ("exit_aware", "uniform"), f"hardware.folding: exit_aware or uniform, got {h.folding!r}")
     _check(h.lut_budget is None or h.lut_budget > 0, f"hardware.lut_budget: must be positive or null, got {h.lut_budget}")
+    _check(h.exits_built is None or (sorted(set(h.exits_built)) == list(h.exits_built)
+                                     and all(0 <= k < len(cfg.exits.points) for k in h.exits_built)),
+           f"hardware.exits_built: increasing indices into exits.points (0..{len(cfg.exits.points) - 1}) or null, "
+           f"got {h.exits_built}")
     _check(h.buffer_frames is None or h.buffer_frames >= 1,
            f"hardware.buffer_frames: must be at least 1 or null (searched), got {h.buffer_frames}")
     _check(h.rtl_images >= 1, f"hardware.rtl_images: must be at least 1, got {h.rtl_images}")

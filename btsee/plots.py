@@ -191,3 +191,34 @@ def throughput_vs_luts(result, budget: float, board_lut: int, chosen, no_exit, p
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def ratio_by_budget(rows: list[dict], default_budget: int, board_lut: int, path: Path) -> Path:
+    """bench_folding's curve: left, images/s of the early-exit design and of the no-exit
+    design at equal resources against the LUT budget, measured in RTL (filled) and modelled
+    (open); right, their ratio, measured and modelled, with 1.0 marked."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    xs = [r["budget_lut_modelled"] for r in rows]
+    ee = [r["early_exit"]["images_per_second_rtl"] for r in rows]
+    ne = [r["no_exit_equal_resources"] and r["no_exit_equal_resources"]["images_per_second_rtl"] for r in rows]
+    a.plot(xs, ee, "o-", color="tab:orange", label="early exit, RTL")
+    a.plot(xs, [r["early_exit"]["model"]["fps"] for r in rows], "o--", mfc="none", color="tab:orange",
+           label="early exit, model")
+    a.plot([x for x, v in zip(xs, ne) if v], [v for v in ne if v], "s-", color="tab:blue",
+           label="no exit at equal LUT, DSP, BRAM18, RTL")
+    a.set_xlabel("LUT budget (modelled LUT + LUTRAM)")
+    a.set_ylabel("sustained images/s")
+    b.plot([x for x, r in zip(xs, rows) if r["ratio_rtl"]], [r["ratio_rtl"] for r in rows if r["ratio_rtl"]], "o-",
+           color="tab:green", label="measured (RTL, synthesized)")
+    b.plot([x for x, r in zip(xs, rows) if r["ratio_model"]], [r["ratio_model"] for r in rows if r["ratio_model"]],
+           "o--", mfc="none", color="tab:green", label="model (fold step)")
+    b.axhline(1.0, color="gray", lw=1)
+    b.set_xlabel("LUT budget (modelled LUT + LUTRAM)")
+    b.set_ylabel("early exit / no exit")
+    for ax in (a, b):
+        ax.axvline(default_budget, color="gray", ls="--", lw=1, label=f"default budget {default_budget:,}")
+        ax.axvline(board_lut, color="black", lw=1, label=f"board {board_lut:,}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)

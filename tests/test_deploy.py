@@ -39,7 +39,11 @@ def test_fold_reports_both_designs(tiny_run):
     folding = json.loads((tiny_run / "fold" / "folding.json").read_text())
     assert folding["early_exit"]["resources"]["LUT"] <= 10000
     assert folding["no_exit"]["resources"]["LUT"] <= 10000
+    assert folding["subsets_searched"] == [[], [0, 1, 2]]  # the config's exits, and none to compare with
+    assert len(folding["subsets_validation_accuracy"]) == 8
     manifest = json.loads((tiny_run / "fold" / "manifest.json").read_text())
+    heads = sorted(int(s["name"].split("_")[1]) for s in manifest["segments"] if s["kind"] == "head")
+    assert heads == manifest["exits_built"] == folding["exits_built"]
     assert {s["name"] for s in manifest["segments"]} == set(t["segments"])
     for seg in manifest["segments"]:
         assert seg["folded_file"].startswith("fold/") and (tiny_run / seg["folded_file"]).is_file()
@@ -154,8 +158,8 @@ def test_the_package_pins_every_file(tiny_run):
     n = manifest["images"]
     assert vectors["images"].shape[0] == vectors["classes"].shape[0] == vectors["exit_index"].shape[0] == n
     assert vectors["labels"].shape == (n,)
-    assert np.array_equal(np.bincount(vectors["exit_index"][:rtl["images"]], minlength=4),
-                          rtl["multi_exit"]["free_running"]["exits_taken"])
+    taken = rtl["multi_exit"]["free_running"]["exits_taken"]  # one count per exit built, then the final
+    assert np.array_equal(np.bincount(vectors["exit_index"][:rtl["images"]], minlength=len(taken)), taken)
 
 
 def test_the_fastest_design_within_the_budget_is_chosen():
@@ -171,6 +175,12 @@ def test_the_fastest_design_within_the_budget_is_chosen():
     limits = {"BRAM18": 280, "DSP": 220}
     assert choose_design(results, 320, limits, "b") == (results[2].early_exit[1], 2)  # 4 frames' 300 is over BRAM
     assert choose_design(results, 460, limits, "b") == (results[4].early_exit[2], 4)
-    with pytest.raises(ConfigError, match="hardware.lut_budget 90: no early-exit folding fits it and b's BRAM18/DSP; "
+    with pytest.raises(ConfigError, match="hardware.lut_budget 90: no folding fits it and b.s BRAM18/DSP; "
                                           "the smallest needs 100 LUT"):
         choose_design(results, 90, limits, "b")
+    # a fixed subset of the exits: only its front counts, though a faster design of another fits
+    only = design(280, 12)
+    results[2].by_subset[(1,)] = [only]
+    assert choose_design(results, 320, limits, "b", (1,)) == (only, 2)
+    with pytest.raises(ConfigError, match="the smallest needs 280 LUT"):
+        choose_design(results, 200, limits, "b", (1,))

@@ -88,7 +88,8 @@ STEPS: list[Step] = [
          cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=4),  # 4: ColumnMax in the heads
     Step("fold", step_fold, "fold each segment for the images reaching it: the fastest design within the LUT budget",
          ("hardware", "calibration"), inputs=(DATAFLOW_MANIFEST, LOGITS_FILE, THRESHOLDS_FILE),
-         outputs=(FOLD_MANIFEST, FOLDING_FILE), cannot_run=_hardware_cannot_run, external_inputs=_board_file),
+         outputs=(FOLD_MANIFEST, FOLDING_FILE), cannot_run=_hardware_cannot_run, external_inputs=_board_file,
+         version=3),  # 2: every folding FINN allows, every subset of the exits; 3: the local search
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),
          inputs=(DATAFLOW_MANIFEST, THRESHOLDS_FILE, LOGITS_FILE, SPLIT_FILE, EVALUATION_FILE, BACKBONE_MACS,
