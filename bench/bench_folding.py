@@ -1,187 +1,196 @@
-"""Early exits against no exits on the FPGA: the default run's exit-aware design (the fold
-step's choice, built by the rtl and synth steps) against the backbone alone folded by the
-same search within the same LUT budget, both synthesized by Yosys and both timed in RTL.
+"""Early exits against no exits on the FPGA, at equal resources, across the board.
 
-Writes bench/results/folding.json:
-- early_exit: synthesized resources of the whole design (segments, heads, exit glue), its
-  sustained images/s measured by the RTL simulation of the whole design on the test split's
-  first images in order, and the pipeline model's figures for it;
-- no_exit: the no-exit designs of the same search, from the one within the budget up to the
-  first that synthesizes to more LUTs than the early-exit design (or down to the first that
-  synthesizes to fewer, when the early-exit design is the smaller): each one's backbone
-  segments generated as RTL, synthesized, and timed alone in Verilator (free-running; the
-  chain runs at its slowest segment), checked bit-exact against the golden simulator on
-  the images it ran. The one compared is the fastest within the early-exit design's
-  synthesized LUTs (the budget in synthesized LUTs); the next larger is reported too;
-- ratio: early-exit over no-exit images/s (RTL), against the next larger no-exit design,
-  and images/s per synthesized LUT;
-- curve: the fold step's modelled throughput-vs-LUT ratio across the board's range.
+For LUT budgets from 12,000 to the board's 53,200 (the default run's 35,000 among them) the
+fold step's search (`btsee.steps.folding`: every folding FINN allows, every subset of the
+exits, none included, then the local search of `hw.fold.refine`) picks the fastest design
+within the budget and the board's BRAM18 and DSP. `bench/fold_designs.py` builds it: FINN rebuilds each segment's folding, the RTL is
+generated and synthesized by Yosys, and the whole design is simulated in Verilator in test
+order and compared with the golden simulator image by image. Against it, from the same
+search's no-exit designs (the backbone alone, built, synthesized and simulated the same
+way, one steady-state rule for both):
+
+- equal resources: the fastest no-exit design whose synthesized LUT + LUTRAM, DSP and
+  BRAM18 are each within the early-exit design's;
+- equal speed: the cheapest no-exit design at least as fast (none when no no-exit design
+  on the board is).
+
+The early-exit design at the default budget runs the whole test split (10,000 images, in
+order); the other early-exit designs the first CURVE_IMAGES, the no-exit designs the first
+NO_EXIT_IMAGES. Writes
+bench/results/folding.json and docs/figures/throughput_by_budget.png; exits non-zero
+when any design differs from golden on any image.
 """
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.fold_designs import DesignBuilder, luts, ratio, summary, within  # noqa: E402
 from calib.atomic import atomic_write_json  # noqa: E402
 
 RUN = ROOT / "runs" / "default"
-WORK = "bench_no_exit"  # inside the run folder: the no-exit design's graphs, RTL and synthesis
-IMAGES = 20
-"""Images each no-exit segment simulates free-running (its cycles per frame, and a bit-exact check)."""
+WORK = RUN / "bench_folding"
+RESULT = ROOT / "bench" / "results" / "folding.json"
+FIGURE = ROOT / "docs" / "figures" / "throughput_by_budget.png"
+BUDGETS = (12_000, 16_000, 20_000, 26_600, 42_560)
+"""LUT budgets besides the default run's and the board's."""
+CURVE_IMAGES = 500
+"""Test images, in order, each early-exit design of the curve simulates (the headline: the whole split)."""
+NO_EXIT_IMAGES = 200
+"""Test images each no-exit design simulates: every image takes the same cycles through the
+backbone alone, so its steady state shows within a few frames."""
+TARGETS = {"ratio_at_default_budget": 3.0, "ratio_everywhere": 1.0, "ratio_from_20000_luts": 1.5,
+           "heads_share_of_luts": 0.15}
 
 
-def luts(r: dict) -> int:
-    return int(r["LUT"]) + int(r.get("LUTRAM", 0))
-
-
-def no_exit_front(ctx) -> tuple[list, dict]:
-    """(the no-exit designs of the fold step's search within the board's BRAM18 and DSP, by
-    LUT; the dataflow manifest): ladders rebuilt in RUN/WORK/ladders (FINN estimate builds)."""
+def search_all(ctx):
+    """The fold step's search: ({buffer frames: SearchResult}, board, dataflow manifest,
+    ladders, topology, {subset: validation exit sequence}, replay cache)."""
     from boards import load_board
     from btsee.run_folder import DATAFLOW_MANIFEST, read_manifest
-    from btsee.steps.folding import RATE_STEP, build_ladders, topology_of
-    from hw.fold.search import fits, fold_no_exit, ladder_targets, pareto
+    from btsee.steps.folding import (BUFFER_FRAME_CHOICES, RATE_STEP, build_ladders, topology_of,
+                                     usable_subsets)
+    from hw.fold.search import ReplayCache, search
 
     h = ctx.config.hardware
     board = load_board(h.board)
     clock_hz = 1e9 / h.clock_ns()
     manifest = read_manifest(RUN, DATAFLOW_MANIFEST)
     topo = topology_of(manifest)
-    backbone = dict(manifest, segments=[s for s in manifest["segments"] if s["name"] in topo.backbones])
-    targets = sorted(set(ladder_targets()) | {float(h.target_fps)})
-    ladders, _ = build_ladders(ctx, backbone, RUN / WORK / "ladders", targets)
-    hard = {k: float(board.resources[k]) for k in ("BRAM18", "DSP")}
-    designs = [fold_no_exit(ladders, topo, r, clock_hz) for r in ladder_targets(100.0, 200_000.0, RATE_STEP)]
-    return pareto([d for d in designs if fits(d, hard)]), manifest
+    ladders, _ = build_ladders(ctx, manifest)
+    subsets, _ = usable_subsets(ctx, len(topo.heads))
+    limits = {k: float(v) for k, v in board.resources.items()}
+    rates = [round(100.0 * RATE_STEP ** i, 1) for i in range(260)]
+    cache = ReplayCache()
+    frames = (h.buffer_frames,) if h.buffer_frames else BUFFER_FRAME_CHOICES
+    results = {f: search(ladders, topo, subsets, clock_hz, rates, f, limits, cache) for f in frames}
+    return results, board, manifest, ladders, topo, subsets, cache
 
 
-def build_no_exit(ctx, design, manifest: dict) -> dict:
-    """One no-exit design's backbone segments as RTL: generated, simulated free-running and
-    with stalls against the golden simulator, and synthesized (two segments at a time); a
-    segment folded the same way as one built before is reused."""
-    from boards import load_board
-    from btsee.steps.rtl import golden_streams, _simulate_segment
-    from hw.rtl.segment import generate_segment
-    from hw.rtl.synth import synthesize
+def no_exit_equal(builder, front, ee: dict, images: int) -> tuple[dict | None, list]:
+    """The fastest no-exit design of `front` whose synthesized LUT + LUTRAM, DSP and BRAM18
+    are each within the early-exit design `ee`'s: a bisection over the designs in order of
+    modelled images/s (their resources grow with it), each probe's segments synthesized,
+    then the whole design of the fastest that fits (and down the order while its top level
+    tips it over)."""
+    limits = ee["synthesized"]
+    order = sorted(front, key=lambda d: d.fps)
+    tried = []
 
-    h = ctx.config.hardware
-    board = load_board(h.board)
-    segments = [dict(seg, folded_file=str(Path(design.choice[seg["name"]].graph).relative_to(RUN)),
-                     estimate={"cycles_per_frame": design.choice[seg["name"]].cycles,
-                               "folding": design.choice[seg["name"]].folding})
-                for seg in manifest["segments"] if seg["name"] in design.choice]
-    golden = golden_streams(ctx, manifest, segments, IMAGES)
+    def segments_fit(i: int) -> bool:
+        segs = [builder.segment(n, o) for n, o in order[i].choice.items()]
+        total = {k: sum(int(s.resources.get(k, 0)) for s in segs) for k in ("LUT", "LUTRAM", "DSP", "BRAM18")}
+        tried.append({"model_fps": round(order[i].fps, 1), "segments_synthesized": total,
+                      "fits": within(total, limits)})
+        return tried[-1]["fits"]
 
-    def one(s):
-        key = f"{s['name']}_{s['estimate']['cycles_per_frame']}"
-        if key in BUILT:
-            return BUILT[key]
-        t = time.time()
-        rtl = generate_segment(s["name"], RUN / s["folded_file"], RUN / WORK / "rtl" / key, board.part, h.clock_ns())
-        sim = _simulate_segment(rtl, RUN / WORK / "rtl" / key, golden[s["name"]],
-                                int(s["estimate"]["cycles_per_frame"]))
-        syn = synthesize(rtl, RUN / WORK / "synth" / key)
-        BUILT[key] = {"finn_cycles_per_frame": int(s["estimate"]["cycles_per_frame"]),
-                      "rtl_cycles_per_frame": sim["free_running"]["cycles_per_frame"],
-                      "mismatched_images": (sim["free_running"]["mismatched_images"]
-                                            + sim["stalled"]["mismatched_images"]),
-                      "images": sim["free_running"]["images"], "resources": syn["resources"],
-                      "folding": s["estimate"]["folding"], "seconds": round(time.time() - t, 1)}
-        return BUILT[key]
-
-    with ThreadPoolExecutor(2) as pool:
-        per_segment = dict(zip([s["name"] for s in segments], pool.map(one, segments)))
-    cycles = max(r["rtl_cycles_per_frame"] for r in per_segment.values())
-    return {"modelled_luts": round(design.resources["LUT"]), "model_fps_finn_cycles": round(design.fps, 1),
-            "luts": sum(luts(r["resources"]) for r in per_segment.values()), "slowest_segment_cycles_rtl": cycles,
-            "images_per_second_rtl": round(1e9 / ctx.config.hardware.clock_ns() / cycles, 1),
-            "mismatched_images": sum(r["mismatched_images"] for r in per_segment.values()), "segments": per_segment}
+    lo, hi = -1, len(order)  # order[lo] fits (or none), order[hi] does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if segments_fit(mid) else (lo, mid)
+    for i in range(lo, -1, -1):
+        row = builder.design(order[i], 1, images)
+        tried.append({"model_fps": round(order[i].fps, 1), "whole_design": row["synthesized"]})
+        if within(row["synthesized"], limits):
+            return row, tried
+    return None, tried
 
 
-BUILT: dict[str, dict] = {}
-"""Segments built so far, by name and cycles per frame."""
-
-
-def no_exit_designs(ctx, folding: dict, ee_luts: int) -> list[dict]:
-    """The no-exit design the fold step chose within the budget, then each larger one on the
-    front, built and synthesized until one synthesizes to more LUTs than the early-exit
-    design (`ee_luts`); when none fits within `ee_luts`, each smaller one until one does:
-    the no-exit designs that bracket it in synthesized LUTs, in front order."""
-    front, manifest = no_exit_front(ctx)
-    chosen = folding["no_exit"]
-    start = next((i for i, d in enumerate(front) if round(d.resources["LUT"], 1) == chosen["resources"]["LUT"]), None)
-    if start is None:
-        raise RuntimeError(f"the rebuilt no-exit front has no design of {chosen['resources']['LUT']} modelled LUT "
-                           "(the fold step's choice): rerun the fold step")
-    built = []
-    for design in front[start:]:
-        built.append(build_no_exit(ctx, design, manifest))
-        if built[-1]["luts"] > ee_luts:
-            break
-    for design in reversed(front[:start]):  # the early-exit design is the smaller: go down until one fits
-        if any(d["luts"] <= ee_luts for d in built):
-            break
-        built.insert(0, build_no_exit(ctx, design, manifest))
-    return built
+def no_exit_as_fast(builder, front, ee: dict, images: int) -> tuple[dict | None, str]:
+    """The cheapest no-exit design of `front` at least as fast as `ee` in RTL (by modelled
+    LUTs, built until one is), or None with the reason."""
+    fastest = max(front, key=lambda d: d.fps)
+    for cand in sorted([d for d in front if d.fps >= 0.97 * ee["images_per_second_rtl"]],
+                       key=lambda d: d.resources["LUT"]):
+        row = builder.design(cand, 1, images)
+        if row["images_per_second_rtl"] >= ee["images_per_second_rtl"]:
+            return row, ""
+    return None, (f"no no-exit design on the board reaches {ee['images_per_second_rtl']:,.0f} images/s; the "
+                  f"fastest is modelled at {fastest.fps:,.0f} ({fastest.resources['LUT']:,.0f} LUT)")
 
 
 def main() -> int:
+    import subprocess
+
     subprocess.run([sys.executable, "-m", "btsee.cli", "run", "configs/default.yaml", "--out", str(RUN),
-                    "--device", "cpu", "--resume"], cwd=ROOT, check=True)
+                    "--device", "cpu", "--resume", "--to", "fold"], cwd=ROOT, check=True)
     from btsee.config import load_config
     from btsee.flow import Context
+    from btsee.steps.common import load_splits
+    from btsee.steps.folding import refined_design
+    from hw.fold.refine import refine
+    from hw.fold.search import best_within
 
-    ctx = Context(load_config(RUN / "config.json"), RUN, env=None)
-    report = json.loads((RUN / "report.json").read_text())
-    folding = json.loads((RUN / "fold" / "folding.json").read_text())
     t0 = time.time()
-    res = report["resources"]
-    ee_luts = luts(res)
-    multi = report["rtl"]["multi_exit"]
-    ee_fps = multi["images_per_second"]
-    bracket = no_exit_designs(ctx, folding, ee_luts)
-    within = [d for d in bracket if d["luts"] <= ee_luts]
-    ne = max(within, key=lambda d: d["images_per_second_rtl"]) if within else bracket[0]
-    larger = next((d for d in bracket if d["luts"] > ee_luts), None)
-    ne_fps, ne_luts = ne["images_per_second_rtl"], ne["luts"]
-    heads = {n: luts(r) for n, r in res["per_segment"].items() if n.startswith("head")}
-    out = {
-        "benchmark": "folding", "config": "configs/default.yaml", "board": folding["board"],
-        "clock_mhz": folding["clock_mhz"], "budget_lut_modelled": folding["budget_lut"],
-        "budget_lut_synthesized": ee_luts,
-        "mac_fraction": report["mac_fraction"], "bound_1_over_mac_fraction": round(1 / report["mac_fraction"], 3),
-        "early_exit": {
-            "images_per_second_rtl": ee_fps, "rtl_images": multi["images"],
-            "source": "RTL simulation of the whole multi-exit design, test images in order (rtl step)",
-            "synthesized": {k: res[k] for k in ("LUT", "LUTRAM", "FF", "DSP", "BRAM18")}, "luts": ee_luts,
-            "heads_luts": heads, "heads_share_of_design": res["lut_shares"]["heads_share_of_design"],
-            "exit_glue": res["exit_glue"], "modelled": folding["early_exit"]["resources"],
-            "model_fps_finn_cycles": folding["early_exit"]["fps_test_replay"],
-            "pipeline_model_vs_rtl": multi["pipeline_model"], "buffer_frames": folding["buffer_frames"]},
-        "no_exit": dict(ne, source="the fastest no-exit design whose synthesized LUTs are within the early-exit "
-                                   "design's; each backbone segment simulated alone in RTL, free-running (the chain "
-                                   "runs at its slowest segment)"),
-        "no_exit_next_larger": larger and {k: larger[k] for k in larger if k != "segments"},
-        "no_exit_designs_built": [{k: d[k] for k in d if k != "segments"} for d in bracket],
-        "ratio_rtl_fps": round(ee_fps / ne_fps, 3),
-        "ratio_rtl_fps_vs_next_larger": larger and round(ee_fps / larger["images_per_second_rtl"], 3),
-        "ratio_fps_per_lut": round((ee_fps / ee_luts) / (ne_fps / ne_luts), 3),
-        "ratio_model": report["throughput_fps"]["ratio"],
-        "curve_modelled": folding["ratio_by_budget"],
-        "seconds": round(time.time() - t0, 1)}
-    out["fraction_of_bound_rtl"] = round(out["ratio_rtl_fps"] / out["bound_1_over_mac_fraction"], 3)
-    out["mismatched_images"] = {"early_exit": report["bit_exact"]["golden_vs_rtl"]["mismatches"],
-                                "no_exit": sum(d["mismatched_images"] for d in bracket)}
-    atomic_write_json(ROOT / "bench" / "results" / "folding.json", out)
-    print(json.dumps({k: v for k, v in out.items() if k not in ("curve_modelled",)}, indent=2)[:4000])
-    return mismatch_status(out["mismatched_images"])
+    ctx = Context(load_config(RUN / "config.json"), RUN, env=None)
+    results, board, manifest, ladders, topo, subsets, cache = search_all(ctx)
+    clock_hz = 1e9 / ctx.config.hardware.clock_ns()
+    builder = DesignBuilder(ctx, WORK, manifest)
+    default = int(ctx.config.hardware.lut_budget or board.resources["LUT"])
+    limits = {k: float(v) for k, v in board.resources.items()}
+    test_images = len(load_splits(ctx).test.images)
+    rows = []
+    budgets = sorted({*BUDGETS, default, int(board.resources["LUT"])})
+    for budget in [default] + [b for b in budgets if b != default]:  # the headline first
+        t = time.time()
+        design, frames = refined_design(results, budget, limits, board.name, ladders, topo, subsets, clock_hz, cache)
+        images = test_images if budget == default else CURVE_IMAGES
+        print(f"bench_folding: budget {budget:,} LUT: exits {list(design.exits_built)}, modelled "
+              f"{design.resources['LUT']:,.0f} LUT, {design.fps:,.0f} images/s; building ({images} images)", flush=True)
+        ee = builder.design(design, frames, images)
+        within = dict(limits, LUT=budget)
+        model_ne = best_within(results[frames].no_exit, within)
+        model_ne = model_ne and refine(model_ne, ladders, topo, subsets[()], frames, clock_hz, within, cache)
+        front = results[frames].no_exit + ([model_ne] if model_ne else [])  # the sweep's, and the refined one
+        equal, tried = no_exit_equal(builder, front, ee, NO_EXIT_IMAGES)
+        fast, why = no_exit_as_fast(builder, front, ee, NO_EXIT_IMAGES)
+        rows.append({"budget_lut_modelled": budget, "early_exit": summary(ee),
+                     "no_exit_equal_resources": summary(equal), "no_exit_candidates_tried": tried,
+                     "no_exit_as_fast": summary(fast), "no_exit_as_fast_none": why or None,
+                     "ratio_rtl": ratio(ee, equal),
+                     "ratio_model": round(design.fps / model_ne.fps, 3) if model_ne else None,
+                     "seconds": round(time.time() - t, 1)})
+        print(f"  early exit {ee['images_per_second_rtl']:,.0f} images/s ({ee['luts']:,} LUT, "
+              f"{ee['synthesized']['DSP']} DSP, {ee['synthesized']['BRAM18']} BRAM18); no exit at equal resources "
+              + (f"{equal['images_per_second_rtl']:,.0f} ({equal['luts']:,}, {equal['synthesized']['DSP']}, "
+                 f"{equal['synthesized']['BRAM18']}): {rows[-1]['ratio_rtl']}x" if equal else "none fits"), flush=True)
+        rows.sort(key=lambda r: r["budget_lut_modelled"])
+        atomic_write_json(RESULT, document(rows, default, board, test_images, t0))  # progress survives a stop
+    doc = document(rows, default, board, test_images, t0)
+    atomic_write_json(RESULT, doc)
+    from btsee.plots import ratio_by_budget
+
+    ratio_by_budget(rows, default, int(board.resources["LUT"]), FIGURE)
+    print(json.dumps({k: v for k, v in doc.items() if k != "budgets"}, indent=1))
+    return mismatch_status(doc["mismatched_images"])
+
+
+def document(rows: list[dict], default: int, board, test_images: int, t0: float) -> dict:
+    """folding.json: the rows, the headline (the default budget's row) and the targets."""
+    head = next((r for r in rows if r["budget_lut_modelled"] == default), None)
+    measured = [r["ratio_rtl"] for r in rows if r["ratio_rtl"] is not None]
+    from_20k = [r["ratio_rtl"] for r in rows if r["ratio_rtl"] is not None and r["budget_lut_modelled"] >= 20_000]
+    heads = head and head["early_exit"]["heads_share_of_luts"]
+    values = {"ratio_at_default_budget": head and head["ratio_rtl"], "ratio_everywhere": min(measured, default=None),
+              "ratio_from_20000_luts": min(from_20k, default=None), "heads_share_of_luts": heads}
+    targets = {k: {"value": v, "target": TARGETS[k], "met": None if v is None else
+                   (v <= TARGETS[k] if k == "heads_share_of_luts" else v >= TARGETS[k])} for k, v in values.items()}
+    bad = {"early_exit": sum(r["early_exit"]["mismatched_images"] for r in rows),
+           "no_exit": sum(r[k]["mismatched_images"] for r in rows for k in ("no_exit_equal_resources",
+                                                                            "no_exit_as_fast") if r[k])}
+    return {"benchmark": "folding", "config": "configs/default.yaml", "board": board.name,
+            "board_luts": int(board.resources["LUT"]), "default_budget_lut": default,
+            "headline": head and {"budget_lut_modelled": default, "ratio_rtl": head["ratio_rtl"],
+                                  "early_exit_images": head["early_exit"]["images"], "test_images": test_images},
+            "comparison": "each early-exit design against the fastest no-exit design whose synthesized LUT + LUTRAM, "
+                          "DSP and BRAM18 are each within its own (and the cheapest no-exit design at least as fast); "
+                          "both built the same way and timed in RTL by one steady-state rule",
+            "no_exit_images": NO_EXIT_IMAGES, "targets": targets, "mismatched_images": bad, "budgets": rows, "seconds": round(time.time() - t0, 1)}
 
 
 def mismatch_status(mismatched: dict[str, int]) -> int:

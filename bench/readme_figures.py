@@ -1,0 +1,84 @@
+"""The README's benchmark figures, rendered from bench/results/*.json, never typed by hand.
+
+Each block of the README (and of docs/*.md) between `<!-- bench:NAME -->` and
+`<!-- /bench:NAME -->` is what `render(NAME)` makes of bench/results/NAME.json.
+`python bench/readme_figures.py` rewrites those blocks; tests/test_readme_figures.py fails
+when a page and the JSON disagree.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
+
+
+def _res(d: dict | None) -> str:
+    if not d:
+        return "none fits | —"
+    s = d["synthesized"]
+    return f"{d['luts']:,} / {s['DSP']} / {s['BRAM18']} | {d['images_per_second_rtl']:,.0f}"
+
+
+def render_folding(doc: dict) -> str:
+    """The ratio across the board: one row per budget, the headline and the targets."""
+    head = doc["headline"]
+    lines = [f"Measured by `make bench` (`bench/bench_folding.py`) on {doc['board']} at 100 MHz: {doc['comparison']}. "
+             f"Resources are Yosys's (LUT + LUTRAM / DSP / BRAM18); images/s from Verilator, test images in order "
+             f"(at the default budget the early-exit design runs all {head['test_images']:,}, elsewhere the first "
+             f"{doc['budgets'][0]['early_exit']['images']:,}; the no-exit designs, whose every image takes the same "
+             f"cycles, the first {doc['no_exit_images']:,}).", "",
+             "| LUT budget | exits built | early exit: LUT / DSP / BRAM18 | images/s | no exit at equal resources: "
+             "LUT / DSP / BRAM18 | images/s | ratio (RTL) | ratio (model) |",
+             "|---:|:---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["budgets"]:
+        ee = r["early_exit"]
+        exits = ", ".join(map(str, ee["exits_built"])) or "none"
+        default = " (default)" if r["budget_lut_modelled"] == doc["default_budget_lut"] else ""
+        lines.append(f"| {r['budget_lut_modelled']:,}{default} | {exits} | {_res(ee)} | "
+                     f"{_res(r['no_exit_equal_resources'])} | {r['ratio_rtl'] if r['ratio_rtl'] else '—'} | "
+                     f"{r['ratio_model'] if r['ratio_model'] else '—'} |")
+    lines.append("")
+    names = {"ratio_at_default_budget": "ratio at the default budget", "ratio_everywhere": "lowest ratio measured",
+             "ratio_from_20000_luts": "lowest ratio from 20,000 LUTs",
+             "heads_share_of_luts": "heads' share of the default design's LUTs"}
+    for k, t in doc["targets"].items():
+        mark = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
+        op = "≤" if k == "heads_share_of_luts" else "≥"
+        lines.append(f"- {names[k]}: {t['value']} (target {op} {t['target']}: {mark})")
+    bad = doc["mismatched_images"]
+    lines.append(f"- images differing from golden: {bad['early_exit']} (early exit), {bad['no_exit']} (no exit)")
+    return "\n".join(lines) + "\n"
+
+
+RENDER = {"folding": render_folding}
+
+
+def render(name: str) -> str:
+    return RENDER[name](json.loads((RESULTS / f"{name}.json").read_text()))
+
+
+def rewrite(text: str) -> str:
+    """`text` with every bench block rendered afresh (an unknown name is left as it is)."""
+    return BLOCK.sub(lambda m: m.group(1) + (render(m.group(2)) if m.group(2) in RENDER else m.group(3))
+                     + m.group(4), text)
+
+
+def main() -> int:
+    for page in PAGES:
+        text = page.read_text()
+        new = rewrite(text)
+        if new != text:
+            page.write_text(new)
+            print(f"readme_figures: rewrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""The README's benchmark figures are those of bench/results/*.json (bench/readme_figures.py)."""
+from __future__ import annotations
+
+import json
+
+from bench import readme_figures
+
+
+def test_readme_blocks_match_the_json():
+    names = [m.group(2) for m in readme_figures.BLOCK.finditer(readme_figures.README.read_text())]
+    assert "folding" in names, "the README has no <!-- bench:folding --> block"
+    for page in readme_figures.PAGES:
+        text = page.read_text()
+        assert readme_figures.rewrite(text) == text, f"{page}: figures differ from bench/results: run " \
+                                                     "bench/readme_figures.py"
+
+
+def test_a_changed_figure_is_caught(tmp_path, monkeypatch):
+    """Teeth: a README whose table says another ratio than the JSON fails the comparison."""
+    doc = json.loads((readme_figures.RESULTS / "folding.json").read_text())
+    doc["budgets"][0]["ratio_rtl"] = 99.9
+    (tmp_path / "folding.json").write_text(json.dumps(doc))
+    text = readme_figures.README.read_text()
+    monkeypatch.setattr(readme_figures, "RESULTS", tmp_path)
+    assert readme_figures.rewrite(text) != text
