@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 M32 = 0xFFFFFFFF
+MODES = ("READ_FIRST", "WRITE_FIRST", "NO_CHANGE")
+"""Block-RAM write modes (what a read during a write returns)."""
 
 
 def mix(x: int) -> int:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hw.rtl.primitives import cells_sim, extract_modules, netlist_library, strip_modules
-from hw.rtl.primitives.tb_patterns import M32, MIX_SV, mask, mix, run_testbench, split, word72
+from hw.rtl.primitives.tb_patterns import M32, MIX_SV, MODES, mask, mix, run_testbench, split, word72
 from hw.rtl.tools import RtlToolError, verilate
 
 SHIFT = {1: 0, 2: 1, 4: 2, 9: 3, 18: 4, 36: 5, 72: 6}
@@ -92,7 +92,6 @@ class Cfg:
         return self.sdp and self.width(port) == (72 if self.big else 36)
 
 
-MODES = ("READ_FIRST", "WRITE_FIRST", "NO_CHANGE")
 CONFIGS = [Cfg(p, sdp, wa, wb, reg, MODES[i % 3]) for i, (p, sdp, wa, wb, reg) in enumerate(
     [(False, False, w, w, r) for w in (1, 2, 4, 9, 18) for r in (0, 1)] + [(False, True, 36, 36, r) for r in (0, 1)]
     + [(True, False, w, w, r) for w in (1, 2, 4, 9, 18, 36) for r in (0, 1)] + [(True, True, 72, 72, r) for r in (0, 1)]

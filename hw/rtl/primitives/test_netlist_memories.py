@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hw.rtl.primitives import extract_modules, netlist_library
-from hw.rtl.primitives.tb_patterns import MIX_SV, mask, mix, run_testbench, word72
+from hw.rtl.primitives.tb_patterns import MIX_SV, MODES, mask, mix, run_testbench, word72
 from hw.rtl.tools import verilate, yosys
 
 
