@@ -200,7 +200,8 @@ def ratio_by_budget(rows: list[dict], default_budget: int, board_lut: int, path:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     xs = [r["budget_lut_modelled"] for r in rows]
     ee = [r["early_exit"]["images_per_second_rtl"] for r in rows]
-    ne = [r["no_exit_equal_resources"] and r["no_exit_equal_resources"]["images_per_second_rtl"] for r in rows]
+    ne = [(d := r["no_exit_equal_resources"]) and max(d["images_per_second_rtl"],
+                                                       d.get("images_per_second_segments_alone", 0.0)) for r in rows]
     a.plot(xs, ee, "o-", color="tab:orange", label="early exit, RTL")
     a.plot(xs, [r["early_exit"]["model"]["fps"] for r in rows], "o--", mfc="none", color="tab:orange",
            label="early exit, model")
