@@ -62,9 +62,11 @@ class ModelConfig:
     channels: list[int] | None = None
     """Explicit channel counts overriding the width (cnv: 8, resnet8: 3, resnet18: 4)."""
     weight_bits: int | None = 4
-    """Weight bits, 1..8 (1 = binary); null = float."""
+    """Weight bits, 1..8 (1 = binary); null = float. The hardware steps (dataflow on) need
+    2 or more: finn-rtllib's MVU takes no narrower weights, and `btsee run` refuses such a
+    config before training unless it stops before dataflow."""
     act_bits: int | None = 4
-    """Activation bits, 1..8; null = float."""
+    """Activation bits, 1..8; null = float. The hardware steps need 2 or more, as for weights."""
     input_bits: int | None = 8
     """8: uint8 pixels at scale 1/255 (hardware); null: float input (research runs)."""
 

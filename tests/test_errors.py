@@ -27,6 +27,8 @@ def test_every_error_class_of_the_project_is_a_btsee_error():
 @pytest.mark.parametrize("change, step, reason", [
     ({"model": {"weight_bits": None, "act_bits": None}}, "export", "quantized model"),
     ({"calibration": {"score": "softmax"}}, "simulate", "calibration.score"),
+    ({"model": {"weight_bits": 1}}, "dataflow", "model.weight_bits: 1"),
+    ({"model": {"act_bits": 1}}, "dataflow", "model.act_bits: 1"),
 ])
 def test_a_step_that_cannot_apply_says_so_at_load(tmp_path, change, step, reason):
     """Before any training: the error names the step and the reason and says where to stop."""

@@ -19,7 +19,7 @@ from btsee.run_folder import (BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS, BI
                               HEAD_MACS, HEADS_FILE, LOGITS_FILE, PACKAGE_MANIFEST, RTL_FILE, SIMULATION_FILE,
                               NETLIST_FILE, SPLIT_FILE, SYNTH_FILE, THRESHOLDS_FILE)
 from btsee.steps.calibration import step_calibrate, step_evaluate
-from btsee.steps.common import integer_form_missing
+from btsee.steps.common import dataflow_widths_missing, integer_form_missing
 from btsee.steps.deploy import step_bitstream, step_package
 from btsee.steps.folding import step_fold
 from btsee.steps.hardware import step_dataflow, step_export
@@ -39,8 +39,12 @@ def _hardware_cannot_run(config: Config) -> str | None:
     return integer_form_missing(config.model)
 
 
+def _dataflow_cannot_run(config: Config) -> str | None:
+    return integer_form_missing(config.model) or dataflow_widths_missing(config.model)
+
+
 def _rtl_cannot_run(config: Config) -> str | None:
-    if (reason := integer_form_missing(config.model)) is not None:
+    if (reason := _dataflow_cannot_run(config)) is not None:
         return reason
     from boards import load_board
 
@@ -85,10 +89,10 @@ STEPS: list[Step] = [
          cannot_run=_hardware_cannot_run, version=2),  # 2: the manifest pins each graph's SHA-256
     Step("dataflow", step_dataflow, "convert each segment to FINN HW layers and estimate its resources",
          ("hardware",), inputs=(EXPORT_MANIFEST,), outputs=(DATAFLOW_MANIFEST,),
-         cannot_run=_hardware_cannot_run, external_inputs=_board_file, version=4),  # 4: ColumnMax in the heads
+         cannot_run=_dataflow_cannot_run, external_inputs=_board_file, version=4),  # 4: ColumnMax in the heads
     Step("fold", step_fold, "fold each segment for the images reaching it: the fastest design within the LUT budget",
          ("hardware", "calibration"), inputs=(DATAFLOW_MANIFEST, LOGITS_FILE, THRESHOLDS_FILE),
-         outputs=(FOLD_MANIFEST, FOLDING_FILE), cannot_run=_hardware_cannot_run, external_inputs=_board_file,
+         outputs=(FOLD_MANIFEST, FOLDING_FILE), cannot_run=_dataflow_cannot_run, external_inputs=_board_file,
          version=3),  # 2: every folding FINN allows, every subset of the exits; 3: the local search
     Step("simulate", step_simulate, "golden simulator vs evaluate, Brevitas, qonnx and FINN",
          ("calibration", "hardware"),

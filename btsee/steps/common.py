@@ -127,6 +127,24 @@ def integer_form_missing(m) -> str | None:
     return None
 
 
+MIN_MVU_BITS = 2
+"""finn-rtllib's MVU, on which the hardware flow builds every matrix layer, stops with an
+$error below 2-bit weights or activations (its WEIGHT_WIDTH, ACTIVATION_WIDTH)."""
+
+
+def dataflow_widths_missing(m) -> str | None:
+    """Why the config's `model` section has weights or activations too narrow for the
+    dataflow and RTL steps (None when they fit): binary layers would need FINN's HLS XNOR
+    path, which this flow does not build."""
+    narrow = [f"model.{k}: {getattr(m, k)}" for k in ("weight_bits", "act_bits")
+              if getattr(m, k) is not None and getattr(m, k) < MIN_MVU_BITS]
+    if not narrow:
+        return None
+    return (f"{', '.join(narrow)}: finn-rtllib's MVU, which builds every matrix layer here, needs weights and "
+            f"activations of at least {MIN_MVU_BITS} bits (a binary XNOR-popcount path is not built); "
+            f"the nearest supported setting is {MIN_MVU_BITS} bits")
+
+
 def has_integer_form(model: Backbone) -> bool:
     """Whether the model's logits are integers times a scale (see `integer_form_missing`)."""
     return integer_form_missing(model.spec) is None
