@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.fold_designs import DesignBuilder, luts, mismatches, no_exit_fps, ratio, summary, within  # noqa: E402
+from bench.fold_designs import (SEGMENT_IMAGES, DesignBuilder, luts, mismatches, no_exit_fps, ratio,  # noqa: E402
+                                 summary, within)
 from calib.atomic import atomic_write_json  # noqa: E402
 
 RUN = ROOT / "runs" / "default"
@@ -190,7 +191,7 @@ def document(rows: list[dict], default: int, board, test_images: int, t0: float)
                           "DSP and BRAM18 are each within its own (and the cheapest no-exit design at least as fast); "
                           "both built the same way and timed in RTL by one steady-state rule, the no-exit design at "
                           "the faster of its whole chain and its slowest segment alone",
-            "curve_images": CURVE_IMAGES, "no_exit_images": NO_EXIT_IMAGES, "targets": targets,
+            "curve_images": CURVE_IMAGES, "no_exit_images": NO_EXIT_IMAGES, "segment_images": SEGMENT_IMAGES, "targets": targets,
             "mismatched_images": bad, "budgets": rows, "seconds": round(time.time() - t0, 1)}
 
 
