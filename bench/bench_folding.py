@@ -184,7 +184,8 @@ def document(rows: list[dict], default: int, board, test_images: int, t0: float)
     bad = {"early_exit": sum(r["early_exit"]["mismatched_images"] for r in rows),
            "no_exit": sum(mismatches(r[k]) for r in rows for k in ("no_exit_equal_resources", "no_exit_as_fast"))}
     return {"benchmark": "folding", "config": "configs/default.yaml", "board": board.name,
-            "board_luts": int(board.resources["LUT"]), "default_budget_lut": default,
+            "board_luts": int(board.resources["LUT"]),
+            "board_resources": {k: int(v) for k, v in board.resources.items()}, "default_budget_lut": default,
             "headline": head and {"budget_lut_modelled": default, "ratio_rtl": head["ratio_rtl"],
                                   "early_exit_images": head["early_exit"]["images"], "test_images": test_images},
             "comparison": "each early-exit design against the fastest no-exit design whose synthesized LUT + LUTRAM, "

@@ -23,14 +23,23 @@ PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n)(.*?)(<!-- /bench:\2 -->)", re.S)
 
 
-def _res(d: dict | None) -> str:
+def over_board(d: dict, board: dict) -> list[str]:
+    """The resources (LUT, DSP, BRAM18) in which the synthesized design `d` exceeds `board`'s."""
+    s = d["synthesized"]
+    used = {"LUT": d["luts"], "DSP": s["DSP"], "BRAM18": s["BRAM18"]}
+    return [k for k, v in used.items() if v > board[k]]
+
+
+def _res(d: dict | None, board: dict) -> str:
     if not d:
         return "none fits | —"
     s = d["synthesized"]
     fps = max(d["images_per_second_rtl"], d.get("images_per_second_segments_alone", 0.0))
     chain = (f" (chain {d['images_per_second_rtl']:,.0f})" if "images_per_second_segments_alone" in d
              and fps != d["images_per_second_rtl"] else "")
-    return f"{d['luts']:,} / {s['DSP']} / {s['BRAM18']} | {fps:,.0f}{chain}"
+    over = over_board(d, board)
+    over = f" (over the board's {', '.join(over)})" if over else ""
+    return f"{d['luts']:,} / {s['DSP']} / {s['BRAM18']}{over} | {fps:,.0f}{chain}"
 
 
 def render_folding(doc: dict) -> str:
@@ -47,12 +56,15 @@ def render_folding(doc: dict) -> str:
     lines[0] += (" In brackets: the no-exit design's whole chain, whose segments meet without FIFOs in our top "
                  "level, where it is slower than its slowest segment alone (each segment on "
                  f"{doc.get('segment_images', SEGMENT_IMAGES)} images).")
+    from boards import load_board
+
+    board = doc.get("board_resources") or load_board(doc["board"]).resources  # results written before the key was
     for r in doc["budgets"]:
         ee = r["early_exit"]
         exits = ", ".join(map(str, ee["exits_built"])) or "none"
         default = " (default)" if r["budget_lut_modelled"] == doc["default_budget_lut"] else ""
-        lines.append(f"| {r['budget_lut_modelled']:,}{default} | {exits} | {_res(ee)} | "
-                     f"{_res(r['no_exit_equal_resources'])} | {r['ratio_rtl'] if r['ratio_rtl'] else '—'} | "
+        lines.append(f"| {r['budget_lut_modelled']:,}{default} | {exits} | {_res(ee, board)} | "
+                     f"{_res(r['no_exit_equal_resources'], board)} | {r['ratio_rtl'] if r['ratio_rtl'] else '—'} | "
                      f"{r['ratio_model'] if r['ratio_model'] else '—'} |")
     lines.append("")
     names = {"ratio_at_default_budget": "ratio at the default budget", "ratio_everywhere": "lowest ratio measured",
@@ -62,6 +74,10 @@ def render_folding(doc: dict) -> str:
         mark = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
         op = "≤" if k == "heads_share_of_luts" else "≥"
         lines.append(f"- {names[k]}: {t['value']} (target {op} {t['target']}: {mark})")
+    over = [f"{r['budget_lut_modelled']:,}" for r in doc["budgets"] if over_board(r["early_exit"], board)]
+    if over:
+        lines.append(f"- early-exit designs larger than the board once synthesized (the search's LUT and DSP models "
+                     f"underestimate): budgets {', '.join(over)}")
     bad = doc["mismatched_images"]
     lines.append(f"- images differing from golden: {bad['early_exit']} (early exit), {bad['no_exit']} (no exit)")
     return "\n".join(lines) + "\n"
