@@ -36,19 +36,26 @@ class DataConfig:
     sets without a validation split of their own."""
     test_fraction: float = 0.2
     """Share held out for test, for an ImageFolder tree without split folders."""
-    pad_to_32: bool = True
-    """Zero-pad smaller images (Fashion-MNIST's 28x28) to 32x32."""
+    image_size: int = 32
+    """Side of the square images the backbone takes. cnv takes 32 only; resnet8 and
+    resnet18 take any multiple of 8 (they pool globally). Images of another size are
+    brought to it by `image_fit` as they are read."""
+    image_fit: str = "pad"
+    """How images of another size are brought to `image_size`: pad (zero-pad, centred;
+    larger images are refused), crop (centre-crop the larger sides, zero-pad the
+    smaller) or resize (scale the shorter side to the size, bilinear, and centre-crop
+    the other, keeping the aspect ratio)."""
     grayscale: bool = False
     """Read ImageFolder/CINIC images as one grey channel instead of RGB."""
     normalize: bool = False
     """Subtract the training mean and divide by the std in front of the network. Float
     research runs only: hardware models take pixel/255 (model.input_bits: 8)."""
     limit_train: int | None = None
-    """Use only the first N images of the (seeded) training split; null = all."""
+    """Use only N images of the training split, drawn with data.seed; null = all."""
     limit_val: int | None = None
-    """Use only the first N validation images; null = all."""
+    """Use only N validation images, drawn with data.seed; null = all."""
     limit_test: int | None = None
-    """Use only the first N test images; null = all."""
+    """Use only N test images, drawn with data.seed; null = all."""
 
 
 @dataclass
@@ -314,10 +321,16 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
 
 
+# Keys that older configurations used, with what replaces them.
+REPLACED_KEYS = {"data.pad_to_32": "data.image_size (32 by default) and data.image_fit (pad by default)"}
+
+
 def _build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for k in values:
+        if prefix + k in REPLACED_KEYS:
+            raise ConfigError(f"{prefix}{k}: no longer a key; use {REPLACED_KEYS[prefix + k]}")
         if k not in names:
             raise ConfigError(f"{prefix}{k}: unknown key; {prefix.rstrip('.') or 'the top level'} "
                               f"accepts {names}")
@@ -385,6 +398,13 @@ def validate(cfg: Config) -> None:
     for k in ("limit_train", "limit_val", "limit_test"):
         v = getattr(d, k)
         _check(v is None or v > 0, f"data.{k}: must be positive or null, got {v}")
+    from qat.image_fit import FIT_METHODS
+    from qat.topology import input_size_problem
+
+    _check(d.image_fit in FIT_METHODS, f"data.image_fit: one of {list(FIT_METHODS)}, got {d.image_fit!r}")
+    _check(d.image_size >= 1, f"data.image_size: must be positive, got {d.image_size}")
+    problem = input_size_problem(m.name, d.image_size)
+    _check(problem is None, f"data.image_size: {problem}")
     _check(not (d.normalize and m.input_bits is not None),
            "data.normalize: needs model.input_bits: null (hardware models take pixel/255)")
     _check(m.name in ("cnv", "resnet8", "resnet18"), f"model.name: unknown backbone {m.name!r}")

@@ -127,12 +127,13 @@ def read_splits(out: Path, d: DataConfig) -> Splits:
     """The train/val/test splits the data step recorded in run folder `out`; a damaged
     split file, or indices outside the data set, are an ArtifactError naming it."""
     from qat import data as data_mod
+    from qat.image_fit import ImageFit
 
     path = Path(out) / SPLIT_FILE
     if not path.is_file():
         raise FlowError(f"{path} missing: run the data step first")
     arrays = load_npz(path)
-    raw = data_mod.load_raw(d.dataset, d.root, d.grayscale)
+    raw = data_mod.load_raw(d.dataset, d.root, d.grayscale, ImageFit(d.image_size, d.image_fit))
     index = {}
     for s in SPLITS:
         source = str(array_field(arrays, f"{s}_source", path, ndim=0))
@@ -143,7 +144,7 @@ def read_splits(out: Path, d: DataConfig) -> Splits:
             raise ArtifactError(f"{path}: {s}_index holds values outside 0..{len(raw[source]) - 1} "
                                 f"(dtype {idx.dtype}); the data set is not the one split")
         index[s] = (source, idx)
-    return data_mod.assemble(raw, index, d.pad_to_32)
+    return data_mod.assemble(raw, index)
 
 
 def class_names(out: Path) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from calib.errors import BtseeError
+from qat.image_fit import ImageFit, ImageFitError, fit_image, fit_images
 
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_APT = "dataset-fashion-mnist"
@@ -152,7 +153,9 @@ def _read_image(path: Path, mode: str) -> np.ndarray:
             arr = np.asarray(im.convert(mode))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: corrupt or unreadable image ({e})") from e
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)  # (C, H, W)
+    # (H, W, C) -> (C, H, W), copied: a transposed view stacks into strides that crash
+    # torch's CPU backward (seen on 64x64 RGB ResNet-8)
+    return arr[None] if arr.ndim == 2 else np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
 def _class_folders(folder: Path) -> list[Path]:
@@ -167,8 +170,11 @@ def _class_folders(folder: Path) -> list[Path]:
     return subdirs
 
 
-def load_image_folder(folder: Path, classes: list[str] | None = None, mode: str = "RGB") -> ImageSet:
-    """Reads `folder/<class>/*.<image>`; class names sorted, or matched to `classes`."""
+def load_image_folder(folder: Path, classes: list[str] | None = None, mode: str = "RGB",
+                      fit: ImageFit | None = None) -> ImageSet:
+    """Reads `folder/<class>/*.<image>`; class names sorted, or matched to `classes`.
+    With `fit` every image is brought to fit.size on reading (so sizes may differ);
+    without, all images must have one shape."""
     dirs = _class_folders(folder)
     names = [d.name for d in dirs]
     if classes is not None and names != classes:
@@ -181,6 +187,11 @@ def load_image_folder(folder: Path, classes: list[str] | None = None, mode: str 
             raise DataError(f"{d}: class folder holds no images")
         for f in files:
             arr = _read_image(f, mode)
+            if fit is not None:
+                try:
+                    arr = fit_image(arr, fit)
+                except ImageFitError as e:
+                    raise DataError(f"{f}: {e}") from e
             if shape is None:
                 shape = arr.shape
             elif arr.shape != shape:
@@ -197,7 +208,8 @@ def _split_dir(root: Path, *names: str) -> Path | None:
     return None
 
 
-def load_folder_tree(root: Path, mode: str, require_splits: bool) -> dict[str, ImageSet]:
+def load_folder_tree(root: Path, mode: str, require_splits: bool, fit: ImageFit | None = None
+                     ) -> dict[str, ImageSet]:
     """An ImageFolder tree: `root/{train,valid|val,test}/<class>/...`, or `root/<class>/...`."""
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found (set data.root)")
@@ -206,8 +218,8 @@ def load_folder_tree(root: Path, mode: str, require_splits: bool) -> dict[str, I
         if require_splits:
             raise DataError(f"{root}: no train/ folder; CINIC-10 is laid out as "
                             f"{root}/{{train,valid,test}}/<class>/*.png")
-        return {"all": load_image_folder(root, mode=mode)}
-    out = {"train": load_image_folder(train_dir, mode=mode)}
+        return {"all": load_image_folder(root, mode=mode, fit=fit)}
+    out = {"train": load_image_folder(train_dir, mode=mode, fit=fit)}
     classes = out["train"].classes
     for split, names in (("val", ("valid", "val")), ("test", ("test",))):
         d = _split_dir(root, *names)
@@ -216,7 +228,7 @@ def load_folder_tree(root: Path, mode: str, require_splits: bool) -> dict[str, I
                 raise DataError(f"{root}: no {'/'.join(names)} folder; CINIC-10 is laid out as "
                                 f"{root}/{{train,valid,test}}/<class>/*.png")
             continue
-        out[split] = load_image_folder(d, classes=classes, mode=mode)
+        out[split] = load_image_folder(d, classes=classes, mode=mode, fit=fit)
     return out
 
 
@@ -226,19 +238,25 @@ def default_root(dataset: str) -> Path | None:
     return FASHION_MNIST_ROOT if dataset == "fashion-mnist" else None
 
 
-def load_raw(dataset: str, root: str | Path | None, grayscale: bool = False) -> dict[str, ImageSet]:
-    """The data set as found on disk: some of 'train', 'val', 'test', 'all'."""
+def load_raw(dataset: str, root: str | Path | None, grayscale: bool = False,
+             fit: ImageFit | None = None) -> dict[str, ImageSet]:
+    """The data set as found on disk: some of 'train', 'val', 'test', 'all'; with `fit`,
+    every image brought to fit.size x fit.size (`qat.image_fit`)."""
     if dataset not in DATASETS:
         raise DataError(f"data.dataset: unknown data set {dataset!r}; choose one of {list(DATASETS)}")
     path = Path(root) if root else default_root(dataset)
     if path is None:
         raise DataError(f"data.root: {dataset} has no default location; set data.root to its folder")
-    if dataset == "fashion-mnist":
-        return load_fashion_mnist(path)
-    if dataset == "cifar10":
-        return load_cifar10(path)
+    if dataset in ("fashion-mnist", "cifar10"):
+        raw = load_fashion_mnist(path) if dataset == "fashion-mnist" else load_cifar10(path)
+        if fit is None:
+            return raw
+        try:
+            return {k: ImageSet(fit_images(v.images, fit), v.labels, v.classes) for k, v in raw.items()}
+        except ImageFitError as e:
+            raise DataError(f"{path}: {e}") from e
     mode = "L" if grayscale else "RGB"
-    return load_folder_tree(path, mode, require_splits=(dataset == "cinic10"))
+    return load_folder_tree(path, mode, require_splits=(dataset == "cinic10"), fit=fit)
 
 
 def split_indices(n: int, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
@@ -268,35 +286,21 @@ def make_split_indices(raw: dict[str, ImageSet], val_fraction: float, test_fract
     return out
 
 
-def pad_to(images: np.ndarray, size: int) -> np.ndarray:
-    """Zero-pads (N, C, H, W) images symmetrically to size x size."""
-    n, c, h, w = images.shape
-    if h > size or w > size:
-        raise DataError(f"images of {h}x{w} are larger than the padding target {size}x{size}")
-    top, left = (size - h) // 2, (size - w) // 2
-    out = np.zeros((n, c, size, size), np.uint8)
-    out[:, :, top:top + h, left:left + w] = images
-    return out
-
-
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of uint8 images scaled to [0, 1] (for normalisation)."""
     x = images.astype(np.float64) / 255.0
     return x.mean(axis=(0, 2, 3)).tolist(), x.std(axis=(0, 2, 3)).tolist()
 
 
-def limit(index: np.ndarray, n: int | None) -> np.ndarray:
-    return index if n is None else index[:n]
+def limit(index: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """`n` of `index` drawn with `seed` (sorted), or all of it when n is None or larger.
+    Drawn, not the first n: a folder's images are read class by class, so the first n
+    of a split can miss whole classes."""
+    if n is None or n >= len(index):
+        return index
+    return np.sort(np.random.default_rng(seed).choice(index, n, replace=False))
 
 
-def assemble(raw: dict[str, ImageSet], index: dict[str, tuple[str, np.ndarray]],
-             pad_to_32: bool) -> Splits:
-    """Cuts the splits out of the raw sets by `index` and pads to 32x32 if asked."""
-    parts = {}
-    for split in ("train", "val", "test"):
-        source, idx = index[split]
-        part = raw[source].subset(idx)
-        if pad_to_32 and part.images.shape[-1] != 32:
-            part = ImageSet(pad_to(part.images, 32), part.labels, part.classes)
-        parts[split] = part
-    return Splits(**parts)
+def assemble(raw: dict[str, ImageSet], index: dict[str, tuple[str, np.ndarray]]) -> Splits:
+    """Cuts the splits out of the raw sets by `index`."""
+    return Splits(**{split: raw[source].subset(idx) for split, (source, idx) in index.items()})

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from qat import quant
 from qat.macs import count_macs
-from qat.topology import CLASSIFIER, CNV_BLOCKS, RESNET_STAGES, segment_names
+from qat.topology import CLASSIFIER, CNV_BLOCKS, RESNET_STAGES, input_size_problem, segment_names
 
 
 @dataclass(frozen=True)
@@ -125,8 +125,9 @@ def cnv(spec: ModelSpec) -> Backbone:
 
     `model.channels` overrides the eight widths (six convs, two fully connected layers).
     """
-    if spec.image_size != 32:
-        raise ValueError(f"cnv needs 32x32 inputs (set data.pad_to_32), got {spec.image_size}")
+    problem = input_size_problem("cnv", spec.image_size)
+    if problem:
+        raise ValueError(problem)
     c = _scaled(CNV_BASE, spec)
     cin = spec.in_channels
     names = segment_names("cnv")
@@ -172,6 +173,9 @@ class BasicBlock(nn.Module):
 
 
 def _resnet(spec: ModelSpec, base: Sequence[int], blocks_per_stage: int) -> Backbone:
+    problem = input_size_problem(spec.name, spec.image_size)
+    if problem:
+        raise ValueError(problem)
     widths = _scaled(base, spec)
     names = segment_names(spec.name)
     if len(widths) != RESNET_STAGES[spec.name]:

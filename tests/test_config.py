@@ -40,11 +40,30 @@ def test_json_and_yaml_agree(tmp_path):
     ({"data": "fashion"}, "data"),
     ({"hardware": {"board": "zcu999"}}, "hardware.board"),
     ({"hardware": {"target_fps": 0}}, "hardware.target_fps"),
+    ({"data": {"image_fit": "stretch"}}, "data.image_fit"),
+    ({"data": {"image_size": 64}}, "data.image_size"),  # the default cnv takes 32 only
+    ({"data": {"image_size": 60}, "model": {"name": "resnet8", "channels": None},
+      "exits": {"points": ["stage1"]}}, "data.image_size"),
+    ({"data": {"pad_to_32": True}}, "data.pad_to_32"),
 ])
 def test_errors_name_the_key(values, key):
     with pytest.raises(ConfigError) as e:
         config_from_dict(values)
     assert str(e.value).startswith(key + ":"), str(e.value)
+
+
+def test_image_sizes_each_backbone_takes():
+    """cnv: 32 only, refused at load with the reason; the ResNets: multiples of 8."""
+    with pytest.raises(ConfigError, match=r"cnv takes 32x32 images only .* got 64"):
+        config_from_dict({"data": {"image_size": 64}})
+    with pytest.raises(ConfigError, match=r"resnet8 takes sides that are multiples of 8 .* got 60; the nearest is 64"):
+        config_from_dict({"data": {"image_size": 60}, "model": {"name": "resnet8"}, "exits": {"points": ["stage1"]}})
+    for size in (8, 32, 64, 96):
+        cfg = config_from_dict({"data": {"image_size": size, "image_fit": "resize"},
+                                "model": {"name": "resnet8"}, "exits": {"points": ["stage1"]}})
+        assert cfg.data.image_size == size
+    with pytest.raises(ConfigError, match="use data.image_size"):
+        config_from_dict({"data": {"pad_to_32": False}})
 
 
 def test_file_errors_name_the_file(tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from qat import data as D
+from qat.image_fit import ImageFit, ImageFitError, fit_image, fit_images
 
 
 def _write_idx(path: Path, arr: np.ndarray, magic: int) -> None:
@@ -57,13 +58,17 @@ def test_image_folder_tree_roundtrips_real_images(fmnist, tmp_path):
     raw = D.load_raw("imagefolder", tmp_path, grayscale=True)
     assert raw["all"].classes == names
     assert np.array_equal(raw["all"].images, images)  # PNG is lossless; order: class, then file
+    fitted = D.load_raw("imagefolder", tmp_path, grayscale=True, fit=ImageFit(32))["all"].images
+    assert fitted.shape == (30, 1, 32, 32) and np.array_equal(fitted[:, :, 2:30, 2:30], images)
     index = D.make_split_indices(raw, 0.2, 0.2, seed=3)
     sizes = [len(index[s][1]) for s in ("train", "val", "test")]
     assert sizes == [18, 6, 6]
     all_idx = np.concatenate([index[s][1] for s in ("train", "val", "test")])
     assert sorted(all_idx.tolist()) == list(range(30))  # disjoint and complete
-    splits = D.assemble(raw, index, pad_to_32=True)
-    assert splits.shape == (1, 32, 32)
+    splits = D.assemble(raw, index)
+    assert splits.shape == (1, 28, 28)
+    rgb = D.load_raw("imagefolder", tmp_path)["all"].images  # PNG (H, W, C) read as (C, H, W)
+    assert rgb.shape == (30, 3, 28, 28) and rgb.flags["C_CONTIGUOUS"]  # a strided view crashed torch
 
 
 def test_cinic10_layout(fmnist, tmp_path):
@@ -74,8 +79,9 @@ def test_cinic10_layout(fmnist, tmp_path):
     raw = D.load_raw("cinic10", tmp_path)
     assert set(raw) == {"train", "val", "test"}
     assert raw["train"].images.shape == (18, 3, 28, 28)
+    raw = D.load_raw("cinic10", tmp_path, fit=ImageFit(32))
     index = D.make_split_indices(raw, 0.1, 0.2, seed=0)
-    splits = D.assemble(raw, index, pad_to_32=True)
+    splits = D.assemble(raw, index)
     assert [len(splits.train), len(splits.val), len(splits.test)] == [18, 9, 9]
     assert splits.shape == (3, 32, 32)
     # the grey image copied to three channels survives the round trip
@@ -83,7 +89,7 @@ def test_cinic10_layout(fmnist, tmp_path):
 
 
 def test_cifar10_python_batches(fmnist, tmp_path):
-    padded = D.pad_to(fmnist["train"].images[:60], 32)  # (60, 1, 32, 32)
+    padded = fit_images(fmnist["train"].images[:60], ImageFit(32))  # (60, 1, 32, 32)
     rgb = np.repeat(padded, 3, axis=1)  # (60, 3, 32, 32)
     labels = fmnist["train"].labels[:60]
     for i in range(5):
@@ -108,6 +114,17 @@ def test_split_is_seeded():
     c = D.split_indices(1000, (0.1,), seed=6)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert not np.array_equal(a[1], c[1])
+
+
+def test_limit_draws_from_every_class_of_a_class_sorted_split():
+    """A folder is read class by class: the first N of a split would miss classes."""
+    labels = np.repeat(np.arange(6), 100)  # (600,) in folder order
+    index = D.split_indices(600, (0.2, 0.2), seed=0)[0]  # the training part, sorted
+    kept = D.limit(index, 120, seed=0)
+    assert len(kept) == 120 and len(set(kept.tolist())) == 120 and set(kept) <= set(index)
+    assert np.array_equal(kept, np.sort(kept)) and np.array_equal(kept, D.limit(index, 120, seed=0))
+    assert set(labels[kept].tolist()) == set(range(6))
+    assert D.limit(index, None, seed=0) is index and D.limit(index, 10_000, seed=0) is index
 
 
 # ----------------------------------------------------------------------------- errors
@@ -159,3 +176,53 @@ def test_corrupt_cifar_batch_is_named(tmp_path):
     (tmp_path / "data_batch_1").write_bytes(b"not a pickle")
     with pytest.raises(D.DataError, match="data_batch_1"):
         D.load_raw("cifar10", tmp_path)
+
+
+def test_mixed_image_sizes_are_fitted_when_a_size_is_given(fmnist, tmp_path):
+    """With data.image_size every image is brought to it as it is read, whatever its size."""
+    _write_png_tree(tmp_path, *_first_of_each(fmnist["train"].images, fmnist["train"].labels, 1),
+                    ["a", "b", "c"])
+    Image.fromarray(np.full((40, 20), 7, np.uint8)).save(tmp_path / "b" / "tall.png")
+    raw = D.load_raw("imagefolder", tmp_path, grayscale=True, fit=ImageFit(32, "crop"))
+    assert raw["all"].images.shape == (4, 1, 32, 32)
+    with pytest.raises(D.DataError, match=r"tall.png: image of 40x20 is larger than data.image_size 32"):
+        D.load_raw("imagefolder", tmp_path, grayscale=True, fit=ImageFit(32, "pad"))
+
+
+def test_pad_centres_and_keeps_every_pixel():
+    image = np.arange(3 * 5 * 6, dtype=np.uint8).reshape(3, 5, 6)  # (C, H, W)
+    out = fit_image(image, ImageFit(8, "pad"))
+    assert out.shape == (3, 8, 8)
+    assert np.array_equal(out[:, 1:6, 1:7], image)  # top (8-5)//2 = 1, left (8-6)//2 = 1
+    assert out.sum() == image.sum()
+    with pytest.raises(ImageFitError, match="larger than data.image_size 4"):
+        fit_image(image, ImageFit(4, "pad"))
+
+
+def test_crop_takes_the_centre_and_pads_the_short_side():
+    image = np.arange(1 * 10 * 4, dtype=np.uint8).reshape(1, 10, 4)  # (C, H, W)
+    out = fit_image(image, ImageFit(6, "crop"))  # rows 2..7 kept, columns padded by 1 each side
+    assert out.shape == (1, 6, 6)
+    assert np.array_equal(out[:, :, 1:5], image[:, 2:8, :])
+    assert not out[:, :, 0].any() and not out[:, :, 5].any()
+
+
+def test_resize_keeps_the_aspect_ratio_and_constant_images_stay_constant():
+    wide = np.full((3, 32, 64), 200, np.uint8)  # (C, H, W): 2:1
+    out = fit_image(wide, ImageFit(16, "resize"))
+    assert out.shape == (3, 16, 16) and (out == 200).all()  # shorter side to 16, centre crop
+    gradient = np.tile(np.arange(64, dtype=np.uint8) * 4, (1, 64, 1))  # (1, 64, 64), left to right
+    small = fit_image(gradient, ImageFit(32, "resize"))[0]  # (32, 32)
+    assert (np.diff(small.astype(int), axis=1) > 0).all()  # still increasing left to right
+    assert np.array_equal(fit_images(gradient[None], ImageFit(32, "resize"))[0, 0], small)
+
+
+def test_an_image_of_the_right_size_passes_unchanged():
+    image = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16), dtype=np.uint8)
+    for method in ("pad", "crop", "resize"):
+        assert fit_images(image, ImageFit(16, method)) is image
+
+
+def test_unknown_fit_method_is_refused():
+    with pytest.raises(ImageFitError, match="unknown image fit 'stretch'"):
+        ImageFit(32, "stretch")

@@ -14,7 +14,8 @@ from calib.cascade import calibrate_in_sequence
 from calib.cpm import CalibrationPolicy, class_precision
 from calib.rules import exit_score, exits, predicted_class
 from conftest import ROOT
-from qat.data import ImageSet, pad_to
+from qat.data import ImageSet
+from qat.image_fit import ImageFit, fit_images
 from qat.exit_training import HeadTraining, SplitData, fit_exits, head_logits, train_head
 from qat.feature_cache import build_cache
 from qat.heads import ExitHead, HeadSpec
@@ -28,7 +29,7 @@ def small(fmnist):
     torch.manual_seed(0)
     model = build_backbone(ModelSpec(name="cnv", width=0.125))
     tr = fmnist["train"]
-    data = ImageSet(pad_to(tr.images[:600], 32), tr.labels[:600], tr.classes)
+    data = ImageSet(fit_images(tr.images[:600], ImageFit(32)), tr.labels[:600], tr.classes)
     model.train()
     with torch.no_grad():
         model(torch.from_numpy(data.images[:200]).float() / 255)  # non-trivial BN statistics

@@ -58,6 +58,21 @@ def test_resnet18_stage_shapes():
                                          "stage3": (32, 8, 8), "stage4": (64, 4, 4)}
 
 
+@pytest.mark.parametrize("size", [8, 24, 64])
+def test_resnet8_takes_any_multiple_of_8(size):
+    model = build_backbone(ModelSpec(name="resnet8", channels=(4, 8, 8), in_channels=3, image_size=size))
+    assert model.exit_point_shapes() == {"stage1": (4, size, size), "stage2": (8, size // 2, size // 2),
+                                         "stage3": (8, size // 4, size // 4)}
+    assert model(torch.rand(2, 3, size, size)).shape == (2, 10)
+
+
+def test_backbones_refuse_sizes_they_cannot_take():
+    with pytest.raises(ValueError, match="cnv takes 32x32 images only"):
+        build_backbone(ModelSpec(name="cnv", image_size=64))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        build_backbone(ModelSpec(name="resnet8", image_size=36))
+
+
 def test_input_quantizer_keeps_pixels_exact():
     model = build_backbone(ModelSpec(name="cnv", width=0.125))
     pixels = torch.randint(0, 256, (4, 1, 32, 32))

@@ -1,6 +1,7 @@
-"""ResNet-8 through the whole flow on a small Fashion-MNIST split: residual blocks export,
+"""ResNet-8 through the whole flow on a user's own image tree, as a new user would bring
+it: 6 classes, RGB, 64x64 PNGs (made from Fashion-MNIST images). Residual blocks export,
 convert to FINN HW layers (forks, residual adds, padding, the global pool) and run bit
-exactly through golden = qonnx = FINN on every test image."""
+exactly through golden = qonnx = FINN on every test image; the run goes on to package."""
 from __future__ import annotations
 
 import json
@@ -12,20 +13,44 @@ from conftest import ROOT, btsee, write_config
 HW_OPS_OF_A_RESNET = {"DuplicateStreams", "ElementwiseAdd", "FMPadding", "GlobalAccPool"}
 
 
+TREE_CLASSES = ["ankle_boot", "bag", "coat", "dress", "sandal", "trouser"]
+TREE_SIDE = 64
+TREE_PER_CLASS = 120
+
+
+def write_rgb_tree(root, fmnist) -> None:
+    """root/<class>/<n>.png: TREE_PER_CLASS RGB images of TREE_SIDE x TREE_SIDE for each
+    of 6 Fashion-MNIST classes (upscaled, the three channels made different)."""
+    import numpy as np
+    from PIL import Image
+
+    images, labels = fmnist["train"].images, fmnist["train"].labels  # (N, 1, 28, 28), (N,)
+    for label, name in zip((9, 8, 4, 3, 5, 1), TREE_CLASSES):
+        (root / name).mkdir(parents=True)
+        for i, image in enumerate(images[labels == label][:TREE_PER_CLASS, 0]):
+            rgb = np.stack([image, image // 2, 255 - image], -1)  # (28, 28, 3)
+            Image.fromarray(rgb).resize((TREE_SIDE, TREE_SIDE), Image.BILINEAR).save(root / name / f"{i:04d}.png")
+
+
 @pytest.fixture(scope="module")
-def resnet8_run(tmp_path_factory):
-    """A ResNet-8 (4/8/8 channels) run with the shipped config's exit points, every step done."""
+def resnet8_run(tmp_path_factory, fmnist):
+    """A ResNet-8 (4/8/8 channels) run on the 6-class RGB 64x64 tree with the shipped
+    config's exit points, every step done."""
     from btsee.config import load_config
 
     shipped = load_config(ROOT / "configs" / "fmnist-resnet8.yaml")
     d = tmp_path_factory.mktemp("resnet8")
+    write_rgb_tree(d / "tree", fmnist)
     values = {"name": "resnet8-small",
-              "data": {"limit_train": 256, "limit_val": 128, "limit_test": 128},
+              "data": {"dataset": "imagefolder", "root": str(d / "tree"), "image_size": TREE_SIDE,
+                       "val_fraction": 0.2, "test_fraction": 0.2,
+                       "limit_train": 256, "limit_val": 128, "limit_test": 128},
               "model": {"name": "resnet8", "channels": [4, 8, 8], "weight_bits": 4, "act_bits": 4},
               "train": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0.0},
               "exits": {"points": shipped.exits.points, "epochs": 1, "batch_size": 64},
               "calibration": {"min_support": 5},
-              "hardware": {"chain_images": None}}
+              # both heads built whatever the fold search would pick for this barely trained net
+              "hardware": {"chain_images": None, "exits_built": [0, 1]}}
     cfg = write_config(d / "r8.json", values)
     btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")
     return d / "run", shipped.exits.points
@@ -35,8 +60,10 @@ def test_resnet8_segments_and_exits(resnet8_run):
     run, points = resnet8_run
     report = json.loads((run / "report.json").read_text())
     assert report["exits"]["points"] == points == ["stage1", "stage2"]
+    assert report["data"]["shape"] == [3, TREE_SIDE, TREE_SIDE] and report["data"]["classes"] == len(TREE_CLASSES)
     assert list(report["model"]["segment_macs"]) == ["stage1", "stage2", "stage3", "classifier"]
     assert len(report["exit_fraction"]) == 3
+    assert report["package"]["images"] > 0  # the run went through package, with no change to the code
 
 
 def test_resnet8_maps_to_hw_layers_only(resnet8_run):

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_CONFIG, btsee, write_config
-from qat.data import ImageSet, pad_to
+from qat.data import ImageSet
+from qat.image_fit import ImageFit, fit_images
 from qat.distributed import DistEnv
 from qat.models import ModelSpec, build_backbone
 from qat.train import InputScaling, learning_rate, load_checkpoint, train
@@ -30,7 +31,7 @@ def _opts(**kw):
 
 def test_a_few_epochs_lower_the_loss(fmnist, tmp_path):
     tr = fmnist["train"]
-    data = ImageSet(pad_to(tr.images[:256], 32), tr.labels[:256], tr.classes)
+    data = ImageSet(fit_images(tr.images[:256], ImageFit(32)), tr.labels[:256], tr.classes)
     torch.manual_seed(0)
     model = build_backbone(ModelSpec(name="cnv", width=0.125))
     env = DistEnv(0, 1, torch.device("cpu"))
@@ -94,7 +95,7 @@ def test_training_reduces_its_epoch_totals_through_the_device_helper(fmnist, mon
     monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **k: None)
     monkeypatch.setattr(torch.nn.parallel, "DistributedDataParallel", lambda model, **kw: model)
     tr = fmnist["train"]
-    data = ImageSet(pad_to(tr.images[:64], 32), tr.labels[:64], tr.classes)
+    data = ImageSet(fit_images(tr.images[:64], ImageFit(32)), tr.labels[:64], tr.classes)
     env = DistEnv(0, 2, torch.device("cpu"))
     history = train(build_backbone(ModelSpec(name="cnv", width=0.125)), data, data,
                     _opts(epochs=1, batch_size=32), InputScaling(), env, tmp_path / "ck.pt", "fp",

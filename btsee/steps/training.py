@@ -21,6 +21,7 @@ from calib.rules import predicted_class
 from qat import data as data_mod
 from qat.atomic import atomic_torch_save
 from qat.exit_training import fit_exits, head_logits
+from qat.image_fit import ImageFit
 from qat.models import build_backbone, save_backbone
 from qat.train import accuracy, train
 
@@ -28,22 +29,23 @@ from qat.train import accuracy, train
 def step_data(ctx: Context) -> Context:
     """Loads the data set, cuts the seeded train/validation/test split, records it."""
     d = ctx.config.data
-    raw = data_mod.load_raw(d.dataset, d.root, d.grayscale)
+    raw = data_mod.load_raw(d.dataset, d.root, d.grayscale, ImageFit(d.image_size, d.image_fit))
     index = data_mod.make_split_indices(raw, d.val_fraction, d.test_fraction, d.seed)
     limits = {"train": d.limit_train, "val": d.limit_val, "test": d.limit_test}
-    index = {s: (src, data_mod.limit(idx, limits[s])) for s, (src, idx) in index.items()}
+    index = {s: (src, data_mod.limit(idx, limits[s], d.seed)) for s, (src, idx) in index.items()}
     arrays = {}
     for s, (src, idx) in index.items():
         arrays[f"{s}_source"] = np.array(src)
         arrays[f"{s}_index"] = idx
     atomic_write(ctx.out / SPLIT_FILE, lambda tmp: np.savez(tmp.open("wb"), **arrays))
-    splits = data_mod.assemble(raw, index, d.pad_to_32)
+    splits = data_mod.assemble(raw, index)
     ctx.cache["splits"] = splits
     mean, std = data_mod.channel_stats(splits.train.images)
     counts = {s: np.bincount(getattr(splits, s).labels, minlength=len(splits.classes)).tolist()
               for s in ("train", "val", "test")}
     summary = {"dataset": d.dataset, "root": str(d.root or data_mod.default_root(d.dataset)),
                "classes": splits.classes, "shape": list(splits.shape),
+               "image_fit": {"size": d.image_size, "method": d.image_fit},
                "sizes": {s: len(getattr(splits, s)) for s in ("train", "val", "test")},
                "class_counts": counts, "mean": mean, "std": std}
     atomic_write_json(ctx.out / DATA_SUMMARY, summary)
@@ -55,7 +57,7 @@ def step_data(ctx: Context) -> Context:
                                      "classes": len(splits.classes)},
                             "plots": {"samples": "data/samples.png"}})
     ctx.log(f"  {d.dataset}: " + ", ".join(f"{k} {v}" for k, v in summary["sizes"].items())
-            + f" images of {summary['shape']}")
+            + f" images of {summary['shape']} (data.image_fit: {d.image_fit})")
     return ctx
 
 
