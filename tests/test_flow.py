@@ -84,6 +84,18 @@ def test_changed_calibration_reruns_only_calibrate_and_evaluate(tiny_run_copy, t
     out = btsee("run", str(cfg), "--out", str(tiny_run_copy), "--from", "calibrate", "--to", "evaluate",
                 "--device", "cpu").stdout
     assert "[calibrate] calibrate" in out and "[evaluate] measure" in out and "[exits]" not in out
+    # every exit's figures on validation; each that takes (almost) nothing says why in the log
+    exits = json.loads((tiny_run_copy / "report.json").read_text())["calibration"]["exits_on_validation"]
+    assert list(exits) == TINY_CONFIG["exits"]["points"]
+    reaching = TINY_CONFIG["data"]["limit_val"]
+    for point, d in exits.items():
+        assert d["reaching"] == reaching and 0 <= d["taken"] <= reaching
+        assert d["head_right"] <= reaching and d["backbone_right"] <= reaching
+        if d["taken"] < 0.02 * reaching:
+            assert d["limit"] in ("images", "policy", "head") and f"exit {point}: takes {d['taken']} of" in out
+        else:
+            assert d["limit"] == ""
+        reaching -= d["taken"]
 
 
 def test_from_and_to_select_steps(tiny_run_copy, tmp_path):

@@ -15,6 +15,7 @@ from btsee.steps.common import policy
 from calib.atomic import atomic_write_json
 from calib.cascade import calibrate_in_sequence, cascade_from_logits, oracle, summarize
 from calib.cpm import class_precision
+from calib.diagnose import diagnose_exits
 from calib.errors import ArtifactError
 from calib.rules import predicted_class
 from calib.thresholds import integer_thresholds, make_artifact, model_hash
@@ -165,10 +166,17 @@ def step_calibrate(ctx: Context) -> Context:
     never = [int(np.sum(~np.isfinite(c.thresholds))) for c in cals]
     ctx.log(f"  {pol.policy} thresholds for {len(cals)} exits "
             f"({'integer' if integer else 'float'} {pol.score} scores); classes that never exit: {never}")
+    exit_at, _ = cascade_from_logits(heads, [c.thresholds for c in cals], final, pol.score)  # (N,)
+    diagnoses = diagnose_exits(points, heads, final, lg.labels, exit_at, cals, class_names(ctx.out), pol.score,
+                               pol.min_support, pol.class_confidence)
+    for d in diagnoses:
+        if d.takes_almost_nothing:
+            ctx.log(f"  exit {d.line()}")
     update_report(ctx.out, {"calibration": {"policy": pol.policy, "score": pol.score,
                                             "margin": pol.margin, "margin_mode": pol.margin_mode,
                                             "integer_thresholds": integer,
-                                            "classes_never_exiting": never, "budget": budget}})
+                                            "classes_never_exiting": never, "budget": budget,
+                                            "exits_on_validation": {d.point: d.to_dict() for d in diagnoses}}})
     return ctx
 
 
