@@ -64,9 +64,14 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
     with ThreadPoolExecutor(WORKERS) as pool, \
             tqdm(total=len(segments), desc="netlist: verilate + simulate", unit="segment", disable=None,
                  leave=False) as bar:
-        futures = {s["name"]: pool.submit(one, s) for s in segments}
-        for name, fut in futures.items():
-            results[name] = fut.result()
+        # the costliest first (netlist size x cycles per frame: compile and simulation both grow
+        # with them), so the last job to start is a short one and both cores stay busy
+        by_cost = sorted(segments, key=lambda s: netlists[s["name"]].stat().st_size
+                         * int(s["estimate"]["cycles_per_frame"]), reverse=True)
+        futures = {s["name"]: pool.submit(one, s) for s in by_cost}
+        for s in segments:  # results and log lines in segment order
+            name = s["name"]
+            results[name] = futures[name].result()
             bar.update()
             r = results[name]["stalled"]
             log(f"  {name:15s} netlist: {r['mismatched_images']} of {r['images']} images differ with "

@@ -285,15 +285,17 @@ def step_synth(ctx: Context) -> Context:
     rtl_doc, rtls = read_rtl(ctx)
     design = read_design(ctx, rtl_doc)
     results = {}
+    modelled = read_json(ctx.out, FOLDING_FILE)["early_exit"]["segments"]
+    # the largest first (the fold step's modelled LUTs), so the last job to start is a short one
+    by_size = sorted(rtls, key=lambda n: modelled.get(n, {}).get("LUT_modelled", 0), reverse=True)
     with ThreadPoolExecutor(WORKERS) as pool, \
             tqdm(total=len(rtls) + (design is not None), desc="synth", unit="design", disable=None,
                  leave=False) as bar:
-        futures = {name: pool.submit(_timed_synthesis, rtl, ctx.out / "synth" / name)
-                   for name, rtl in rtls.items()}
+        futures = {name: pool.submit(_timed_synthesis, rtls[name], ctx.out / "synth" / name) for name in by_size}
         if design is not None:
             glue_job = pool.submit(glue_resources, ctx, design, [r.top for r in rtls.values()])
-        for name, fut in futures.items():
-            results[name] = fut.result()
+        for name in rtls:  # results and log lines in segment order
+            results[name] = futures[name].result()
             bar.update()
         glue = glue_job.result() if design is not None else None
         bar.update(design is not None)
