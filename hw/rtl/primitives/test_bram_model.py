@@ -334,11 +334,11 @@ def test_bram_model_reads_writes_every_width_and_mode(tmp_path):
 
 
 def test_library_files(tmp_path):
-    """netlist_library: cells_sim.v without its empty block RAMs plus bram.sv (each RAMB
-    module defined once); strip_modules / extract_modules name a module they lack."""
+    """netlist_library: cells_sim.v without its empty block RAMs and its LUTs, then luts.sv
+    and bram.sv (each RAMB module defined once); strip_modules / extract_modules name a module they lack."""
     lib = netlist_library(tmp_path)
     text = "".join(p.read_text() for p in lib)
-    assert [p.name for p in lib] == ["xc7_cells_sim.v", "bram.sv"]
+    assert [p.name for p in lib] == ["xc7_cells_sim.v", "luts.sv", "bram.sv"]
     for name in ("RAMB18E1", "RAMB36E1"):
         assert len(re.findall(rf"^module {name}\b", text, re.M)) == 1
     assert re.search(r"^module DSP48A\b", text, re.M) is None
