@@ -45,6 +45,10 @@ class FoldingExplorer:
         self.clock_hz = clock_hz
         self.builds = 0
         """Foldings computed (the search's cost)."""
+        self._mvau_costs: dict[bytes, tuple[tuple[float, float, int], int]] = {}
+        """An MVAU node (serialized, its folding among its attributes) -> ((modelled LUTs,
+        BRAM18, cycles), cycles): FINN's estimates are pure functions of the node's attributes,
+        and the search asks for the same few hundred pairs tens of thousands of times."""
 
     def folded(self, target_cycles: int):
         """A copy of the graph folded for `target_cycles` per frame (ColumnMax first, then FINN)."""
@@ -76,16 +80,23 @@ class FoldingExplorer:
         mw, mh = int(op.get_nodeattr("MW")), int(op.get_nodeattr("MH"))
         wbits = op.get_input_datatype(1).bitwidth()  # the weights (input 1), as SetFolding checks them
 
-        def cost() -> tuple[float, float, int]:
-            r = op.node_res_estimation(self.fpga_part)
-            return modelled_luts(r.get("LUT", 0), r.get("DSP", 0)), r.get("BRAM_18K", 0), int(op.get_exp_cycles())
+        def measured() -> tuple[tuple[float, float, int], int]:
+            """((modelled LUTs, BRAM18, cycles), cycles) of the node as now folded."""
+            key = node.SerializeToString()
+            if key not in self._mvau_costs:
+                r = op.node_res_estimation(self.fpga_part)
+                cycles = int(op.get_exp_cycles())
+                self._mvau_costs[key] = (modelled_luts(r.get("LUT", 0), r.get("DSP", 0)), r.get("BRAM_18K", 0),
+                                         cycles), cycles
+            return self._mvau_costs[key]
 
-        best = (cost(), int(op.get_nodeattr("PE")), int(op.get_nodeattr("SIMD")))
+        best = (measured()[0], int(op.get_nodeattr("PE")), int(op.get_nodeattr("SIMD")))
         for pe in (d for d in range(1, mh + 1) if mh % d == 0):
             for simd in (d for d in range(1, mw + 1) if mw % d == 0 and d * wbits <= self.mvau_wwidth_max):
                 op.set_nodeattr("PE", pe)
                 op.set_nodeattr("SIMD", simd)
-                if op.get_exp_cycles() <= target_cycles and (c := cost()) < best[0]:
+                c, cycles = measured()
+                if cycles <= target_cycles and c < best[0]:
                     best = (c, pe, simd)
         op.set_nodeattr("PE", best[1])
         op.set_nodeattr("SIMD", best[2])
