@@ -370,6 +370,11 @@ class CascadeResult:
     final_logits: np.ndarray  # (N, K) int64
     scores: list[np.ndarray]  # per head (N,) int64, 0 where not reached
 
+    def first(self, n: int) -> "CascadeResult":
+        """The result of the first n images alone."""
+        return CascadeResult(self.classes[:n], self.exit_index[:n], [h[:n] for h in self.head_logits],
+                             [r[:n] for r in self.reached], self.final_logits[:n], [s[:n] for s in self.scores])
+
 
 @dataclass
 class GoldenCascade:

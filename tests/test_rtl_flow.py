@@ -99,10 +99,13 @@ def test_the_design_comparison_finds_a_changed_decision(tiny_run):
     wrong.classes[3] = (wrong.classes[3] + 1) % 10
     wrong.head_logits[0][5, 0] += 1
     design = MultiExitRtl.load(tiny_run / "rtl" / "multi_exit")
-    result = simulate_design(design, pixels.reshape(-1, design.input.elems), wrong, [("check", 0, 0)], 1, 10**8)
+    result = simulate_design(design, pixels.reshape(-1, design.input.elems), wrong,
+                             [("check", 0, 0), ("first_four", 25, 35, 4)], 1, 10**8)
     assert not result["compiled"]  # the step's binary, reused
     assert result["check"]["first_mismatched"] == [3, 5]
     assert result["check"]["classes_differ"] == 1 and result["check"]["logits"]["head_0"]["mismatched_images"] == 1
+    four = result["first_four"]  # a pass on the first images alone: image 5 is not among them
+    assert four["images"] == 4 and four["first_mismatched"] == [3] and sum(four["exits_taken"]) == 4
 
 
 def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):

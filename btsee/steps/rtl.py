@@ -8,8 +8,9 @@
   the input and backpressure on the output. Every output integer is compared with the
   golden simulator's: report.json `bit_exact.golden_vs_rtl_segments`. Then the whole
   multi-exit design (`btsee.steps.rtl_design`): pixels in, (class, exit index) out, every
-  image and every head's logits compared: `bit_exact.golden_vs_rtl`, and its cycles from
-  the first pixel in to the last decision out: `rtl.multi_exit`.
+  image and every head's logits compared, free-running on all `hardware.rtl_images` and
+  with stalls on the first DESIGN_STALLED_IMAGES: `bit_exact.golden_vs_rtl`, and its cycles
+  from the first pixel in to the last decision out: `rtl.multi_exit`.
 * `synth`: each segment synthesized by Yosys for xc7 (`hw.rtl.synth`), and the multi-exit
   top level with the segments as black boxes (the exit glue): report.json `resources`
   from synthesis, FINN's estimates kept beside them, the heads' and the glue's LUT shares;
@@ -46,8 +47,11 @@ its next word, the output lowers TREADY, at random each cycle."""
 FREE_RUN_IMAGES = 100
 """Images of a segment's free-running simulation that measures its cycles per frame."""
 SEGMENT_STALLED_IMAGES = 250
-"""Images of a segment's own simulation with stalls (it isolates a fault to one segment);
-the whole multi-exit design runs all `hardware.rtl_images`, with and without stalls."""
+"""Images of a segment's own simulation with stalls (it isolates a fault to one segment)."""
+DESIGN_STALLED_IMAGES = 250
+"""Images of the whole design's run with stalls: the first of the `hardware.rtl_images` it
+runs free-running (all of them: the cycles and the exits taken). Stalls test the handshakes,
+which a few hundred images of every exit exercise; `make demo` has no time for 1,000 more."""
 SEED = 7
 WORKERS = 2
 """Segments compiled and simulated (or synthesized) at once: the tools are single-threaded."""
@@ -182,7 +186,7 @@ def step_rtl(ctx: Context) -> Context:
         if design is not None:  # the longest job first
             pixels = golden[chain[0][0].name]["in"].reshape(-1, design.input.elems)
             whole = pool.submit(simulate_design, design, pixels, expected,
-                                [("free_running", 0, 0), ("stalled", *STALLED)], SEED,
+                                [("free_running", 0, 0), ("stalled", *STALLED, DESIGN_STALLED_IMAGES)], SEED,
                                 2 * n * serial + 1_000_000)  # twice the pace of one image at a time: stuck
         futures = {s["name"]: pool.submit(_simulate_segment, rtls[s["name"]], ctx.out / "rtl" / s["name"],
                                           golden[s["name"]], int(s["estimate"]["cycles_per_frame"]))

@@ -80,11 +80,12 @@ def model_vs_rtl(manifest: dict, exits, cycles: dict, buffers: dict, free_run: d
     return doc
 
 
-def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
+def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple],
                     seed: int, hang_cycles: int) -> dict:
     """Compiles the design (if needed) and runs the passes (label, input stall %, output
-    stall %) side by side, each on all images; per pass the comparison with the `golden`
-    CascadeResult and the cycle counts. `pixel_words`: (n * words per image, elems) input codes."""
+    stall %[, images: the first that many, all by default]) side by side; per pass the
+    comparison with the `golden` CascadeResult and the cycle counts. `pixel_words`:
+    (n * words per image, elems) input codes."""
     from hw.rtl.dsp_path import compile_for_simulation
     from hw.rtl.multistream import TESTBENCH_TOP
 
@@ -96,28 +97,33 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple[
     return out
 
 
-def run_design_passes(design, binary, folder, pixel_words: np.ndarray, golden, passes: list[tuple[str, int, int]],
+def run_design_passes(design, binary, folder, pixel_words: np.ndarray, golden, passes: list[tuple],
                       seed: int, hang_cycles: int, monitors: bool = True) -> dict:
     """Runs the design's simulation `binary` (its RTL, or its netlist without `monitors`) in
-    folder/sim_<label> once per pass, side by side; per pass the comparison with the
-    `golden` CascadeResult (every head's logits too with `monitors`) and the cycle counts."""
+    folder/sim_<label> once per pass (label, input stall %, output stall %[, images]), side
+    by side; per pass the comparison with the `golden` CascadeResult on its images (every
+    head's logits too with `monitors`) and the cycle counts."""
     from hw.rtl.multi_exit import unpack_decisions
     from hw.rtl.multistream import simulate_streams
     from hw.rtl.stream import steady_interval, unpack_hex
 
     t1 = time.time()
-    n = len(golden.classes)
     out = {}
     watched = design.logit_monitors if monitors else {}
+    words_per_image = len(pixel_words) // len(golden.classes)
+    everything = golden
 
-    def run_pass(label: str, in_stall: int, out_stall: int) -> dict:
+    def run_pass(label: str, in_stall: int, out_stall: int, images: int | None = None) -> dict:
+        n = len(everything.classes) if images is None else min(images, len(everything.classes))
+        golden = everything.first(n)
         sim = folder / f"sim_{label}"
         if sim.exists():
             shutil.rmtree(sim)
         sim.mkdir()
         for f in design.data_files if monitors else ():  # a netlist has its memory images baked in
             shutil.copyfile(design.out_dir / "src" / f, sim / f)
-        run = simulate_streams(binary, sim, {design.input_port(): pixel_words}, {design.output_port(): n},
+        run = simulate_streams(binary, sim, {design.input_port(): pixel_words[:n * words_per_image]},
+                               {design.output_port(): n},
                                stalls={"in0_V": in_stall, "out0_V": out_stall},
                                monitors=tuple(watched), seed=seed, max_cycles=hang_cycles,
                                subject=design.out_dir / "src" / f"{design.top}.sv")
@@ -149,7 +155,7 @@ def run_design_passes(design, binary, folder, pixel_words: np.ndarray, golden, p
 
     with ThreadPoolExecutor(len(passes)) as pool:  # each pass is its own simulator process
         results = list(pool.map(lambda p: run_pass(*p), passes))
-    out.update({label: r for (label, _, _), r in zip(passes, results)})
+    out.update({p[0]: r for p, r in zip(passes, results)})
     out["simulate_seconds"] = round(time.time() - t1, 1)
     return out
 
