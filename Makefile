@@ -26,8 +26,9 @@ deploy: setup
 	$(PY) -m boards.deploy --board $(BOARD) --host "$(HOST)" --port $(PORT) --package $(OUT)/package \
 		$(if $(BOARD_PYTHON),--python "$(BOARD_PYTHON)")
 
+# Two pytest-xdist workers (the CI machine has 2 cores); tests of one module share a worker.
 test: setup
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25
 
 bench: setup
 	$(PY) bench/run_all.py

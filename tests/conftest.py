@@ -60,11 +60,25 @@ def fmnist():
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
-    """A run folder with every step done on the tiny config."""
-    d = tmp_path_factory.mktemp("tiny_run")
-    cfg = write_config(d / "tiny.json", TINY_CONFIG)
-    btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")
+def tiny_run(tmp_path_factory, worker_id) -> Path:
+    """A run folder with every step done on the tiny config: built once per `make test`,
+    under a file lock that the pytest-xdist workers share (the first one to need it builds
+    it, the others wait for it and read it; tests that change it take `tiny_run_copy`)."""
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # each xdist worker has its own base temp under one common parent
+        shared = shared.parent
+    d = shared / "tiny_run"
+    done = d / "built"
+    with FileLock(str(shared / "tiny_run.lock")):
+        if not done.exists():
+            if d.exists():  # a worker died while building it: start over
+                shutil.rmtree(d)
+            d.mkdir()
+            cfg = write_config(d / "tiny.json", TINY_CONFIG)
+            btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")
+            done.touch()
     return d / "run"
 
 
