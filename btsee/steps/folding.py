@@ -45,6 +45,8 @@ RATE_STEP = 1.03
 """Ratio between successive rates of the sweep."""
 LADDER_FPS = (250.0, 100_000.0)
 """Frame rates between which every distinct folding of a segment is found."""
+LADDER_WORKERS = 2
+"""Segments whose ladders are found at once (each is single-threaded Python)."""
 
 
 def subset_cascade(ctx: Context, split: str, built: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -88,21 +90,31 @@ def topology_of(manifest: dict):
 
 def build_ladders(ctx: Context, manifest: dict) -> tuple[dict, dict]:
     """Per segment every distinct folding between LADDER_FPS ({name: [FoldOption]}) and the
-    explorers ({name: FoldingExplorer}), re-folding in-process the folded partition graph
-    of the dataflow step's FINN estimate build (`folded_file`)."""
-    from hw.fold.refold import FoldingExplorer
+    number of foldings computed for it ({name: int}), re-folding in-process the folded
+    partition graph of the dataflow step's FINN estimate build (`folded_file`). Segments
+    are independent: LADDER_WORKERS processes (fresh interpreters: the run's own process
+    has torch's threads), the largest graph first."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from hw.fold.refold import segment_ladder
 
     h = ctx.config.hardware
     board = load_board(h.board)
     clock_hz = 1e9 / h.clock_ns()
-    explorers, ladders = {}, {}
-    bar = tqdm(manifest["segments"], desc="fold ladders", unit="segment", disable=None, leave=False)
-    for seg in bar:
-        ex = FoldingExplorer(ctx.out / seg["folded_file"], board.part, h.mvau_wwidth_max, clock_hz)
-        ladders[seg["name"]] = ex.ladder(int(clock_hz / LADDER_FPS[1]), int(clock_hz / LADDER_FPS[0]))
-        explorers[seg["name"]] = ex
-    bar.close()
-    return ladders, explorers
+    low, high = int(clock_hz / LADDER_FPS[1]), int(clock_hz / LADDER_FPS[0])
+    graphs = {seg["name"]: ctx.out / seg["folded_file"] for seg in manifest["segments"]}
+    ladders, builds = {}, {}
+    with ProcessPoolExecutor(min(LADDER_WORKERS, len(graphs)) or 1,
+                             mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(graphs), desc="fold ladders", unit="segment", disable=None, leave=False) as bar:
+        futures = {pool.submit(segment_ladder, path, board.part, h.mvau_wwidth_max, clock_hz, low, high): name
+                   for name, path in sorted(graphs.items(), key=lambda kv: kv[1].stat().st_size, reverse=True)}
+        for fut in as_completed(futures):
+            ladders[futures[fut]], builds[futures[fut]] = fut.result()
+            bar.update()
+    order = list(graphs)  # the manifest's order, whatever finished first
+    return {n: ladders[n] for n in order}, {n: builds[n] for n in order}
 
 
 def build_chosen(ctx: Context, manifest: dict, design, work: Path) -> dict:
@@ -211,7 +223,7 @@ def step_fold(ctx: Context) -> Context:
     if fixed is not None:  # that subset, and the backbone alone to compare with
         subsets = {sub: exit_sequence(ctx, "val", sub) for sub in dict.fromkeys([(), fixed])}
     with tempfile.TemporaryDirectory(prefix="fold-", dir=ctx.out) as tmp:
-        ladders, explorers = build_ladders(ctx, manifest)
+        ladders, builds = build_ladders(ctx, manifest)
         cache = ReplayCache()
         results = {f: search(ladders, topo, subsets, clock_hz, rates, f, limits, cache) for f in frames}
         no_exit = best_within(results[frames[0]].no_exit, dict(limits, LUT=budget))
@@ -241,7 +253,7 @@ def step_fold(ctx: Context) -> Context:
            "exits_built": list(chosen.exits_built), "reach_validation": full_reach,
            "subsets_validation_accuracy": {",".join(map(str, k)) or "none": round(v, 4) for k, v in accuracy.items()},
            "subsets_searched": [list(k) for k in subsets],
-           "ladders": {n: {"foldings": len(lad), "foldings_computed": explorers[n].builds,
+           "ladders": {n: {"foldings": len(lad), "foldings_computed": builds[n],
                            "cycles_range": [lad[-1].cycles, lad[0].cycles]} for n, lad in ladders.items()},
            "front_density_all_exits_vs_no_exit": density,
            "early_exit": dict(chosen.summary(), fps_test_replay=round(ee_fps, 1),

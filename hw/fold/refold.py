@@ -151,6 +151,15 @@ class FoldingExplorer:
         return sorted(distinct.values(), key=lambda o: (-o.cycles, o.lut))
 
 
+def segment_ladder(graph: Path, fpga_part: str, mvau_wwidth_max: int, clock_hz: float, low_cycles: int,
+                   high_cycles: int) -> tuple[list[FoldOption], int]:
+    """One segment's `FoldingExplorer.ladder(low_cycles, high_cycles)` and the number of
+    foldings it computed: a top-level function, so the fold step can run segments in
+    worker processes."""
+    explorer = FoldingExplorer(graph, fpga_part, mvau_wwidth_max, clock_hz)
+    return explorer.ladder(low_cycles, high_cycles), explorer.builds
+
+
 def folding_config(model) -> dict[str, dict[str, int]]:
     """{node name: {attribute: value}} of FOLDING_ATTRS on every node that has them (FINN's
     folding-config format, without "Defaults")."""
