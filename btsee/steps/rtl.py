@@ -46,8 +46,10 @@ STALLED = (25, 35)
 its next word, the output lowers TREADY, at random each cycle."""
 FREE_RUN_IMAGES = 100
 """Images of a segment's free-running simulation that measures its cycles per frame."""
-SEGMENT_STALLED_IMAGES = 250
-"""Images of a segment's own simulation with stalls (it isolates a fault to one segment)."""
+SEGMENT_STALLED_IMAGES = 100
+"""Images of a segment's own simulation with stalls: it isolates a fault to one segment; the
+whole design, which covers every image, is the check (`make demo`'s budget: 250 cost 25 s
+more)."""
 DESIGN_STALLED_IMAGES = 250
 """Images of the whole design's run with stalls: the first of the `hardware.rtl_images` it
 runs free-running (all of them: the cycles and the exits taken). Stalls test the handshakes,
@@ -281,6 +283,8 @@ def read_rtl(ctx: Context) -> tuple[dict, dict]:
 
 def step_synth(ctx: Context) -> Context:
     """Each segment of the `rtl` step synthesized by Yosys for xc7; resources from synthesis."""
+    from btsee.steps.timing_depth import block_jobs
+    from hw.rtl.block_depth import block_depth
     from hw.rtl.synth import RESOURCE_KEYS
     from hw.rtl.tools import yosys_version
 
@@ -292,17 +296,25 @@ def step_synth(ctx: Context) -> Context:
     modelled = read_json(ctx.out, FOLDING_FILE)["early_exit"]["segments"]
     # the largest first (the fold step's modelled LUTs), so the last job to start is a short one
     by_size = sorted(rtls, key=lambda n: modelled.get(n, {}).get("LUT_modelled", 0), reverse=True)
+    sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
+    blocks = block_jobs([p for p in sources if p.suffix in (".sv", ".v")], ctx.out / "synth" / "blocks")
     with ThreadPoolExecutor(WORKERS) as pool, \
-            tqdm(total=len(rtls) + (design is not None), desc="synth", unit="design", disable=None,
+            tqdm(total=len(rtls) + (design is not None) + len(blocks), desc="synth", unit="design", disable=None,
                  leave=False) as bar:
         futures = {name: pool.submit(_timed_synthesis, rtls[name], ctx.out / "synth" / name) for name in by_size}
         if design is not None:
             glue_job = pool.submit(glue_resources, ctx, design, [r.top for r in rtls.values()])
+        # our blocks alone (timing depth), small jobs that fill the second worker while the largest segment runs
+        block_futures = [pool.submit(block_depth, *job) for job in blocks]
         for name in rtls:  # results and log lines in segment order
             results[name] = futures[name].result()
             bar.update()
         glue = glue_job.result() if design is not None else None
         bar.update(design is not None)
+        block_results = []
+        for fut in block_futures:
+            block_results.append(fut.result())
+            bar.update()
     dataflow = {s["name"]: s for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"]}
     totals = dict.fromkeys(RESOURCE_KEYS, 0)
     per_segment = {}
@@ -349,7 +361,7 @@ def step_synth(ctx: Context) -> Context:
     synthesized_resources(per_segment, lut_budget, ctx.out / "synth/resources.png",
                           None if glue is None else glue["resources"], design_cycles)
     model_check = _lut_model_check(read_json(ctx.out, FOLDING_FILE), per_segment, glue, ctx.log)
-    depth = _timing_depth(ctx, rtls, design, results, glue)
+    depth = _timing_depth(ctx, results, glue, block_results)
     not_covered = sorted(rtl_doc.get("not_covered", {}))
     if not_covered:
         ctx.log(f"  the totals leave out the segments the rtl step did not cover: {', '.join(not_covered)}")
@@ -362,13 +374,12 @@ def step_synth(ctx: Context) -> Context:
     return ctx
 
 
-def _timing_depth(ctx: Context, rtls: dict, design, results: dict, glue: dict | None) -> dict:
-    """report.json `timing_depth` (`btsee.steps.timing_depth`), logged."""
+def _timing_depth(ctx: Context, results: dict, glue: dict | None, blocks: list[dict]) -> dict:
+    """report.json `timing_depth` (`btsee.steps.timing_depth`) from the segments' and the
+    glue's synthesis and our blocks' `block_depth` results, logged."""
     from btsee.steps.timing_depth import log_lines, timing_depth
 
-    sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
-    doc = timing_depth({n: r["depth"] for n, r in results.items()}, glue["depth"] if glue else None,
-                       [p for p in sources if p.suffix in (".sv", ".v")], ctx.out / "synth" / "blocks", WORKERS)
+    doc = timing_depth({n: r["depth"] for n, r in results.items()}, glue["depth"] if glue else None, blocks)
     for line in log_lines(doc):
         ctx.log(line)
     return doc

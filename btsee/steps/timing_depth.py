@@ -9,10 +9,8 @@ not delays: there is no place and route here.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from hw.rtl.block_depth import block_depth
 from hw.rtl.depth import our_instances
 
 OUR_INSTANCE_MARKS = ("_fifo_i", "Pool_hls", "ColumnMax", "btsee_")
@@ -31,17 +29,20 @@ def _path(d: dict) -> dict:
     return {k: d[k] for k in ("levels", "path", "lut", "carry4", "muxf", "carry_chain", "from", "to")}
 
 
-def timing_depth(segments: dict[str, dict], glue: dict | None, sources: list[Path], out_dir: Path,
-                 workers: int = 2) -> dict:
+def block_jobs(sources: list[Path], out_dir: Path) -> list[tuple[str, str, Path]]:
+    """The `block_depth` calls (module, parameters, folder) that `timing_depth` needs: every
+    distinct instance of our blocks in `sources`, and SHELL_BLOCKS, each in its own folder
+    under out_dir. The synth step runs them beside the segments' synthesis."""
+    jobs = list(our_instances(sources)) + [(m, "") for m in SHELL_BLOCKS]
+    return [(m, p, out_dir / f"{m}_{i}") for i, (m, p) in enumerate(jobs)]
+
+
+def timing_depth(segments: dict[str, dict], glue: dict | None, results: list[dict]) -> dict:
     """report.json `timing_depth` from the segments' depths ({name: parse_ltp dict}), the
-    exit glue's (or None) and our blocks found in `sources` (each distinct instance
-    synthesized alone in out_dir): per segment, per block (its deepest instance), the FINN
-    reference and the blocks deeper than it."""
+    exit glue's (or None) and the `block_depth` results of `block_jobs`: per segment, per
+    block (its deepest instance), the FINN reference and the blocks deeper than it."""
     finn = {n: d for n, d in segments.items() if not (_ours(d["from"]) or _ours(d["to"]))}
     reference = max(finn.items(), key=lambda kv: kv[1]["levels"]) if finn else None
-    jobs = [(m, p) for m, p in our_instances(sources)] + [(m, "") for m in SHELL_BLOCKS]
-    with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda ij: block_depth(*ij[1], out_dir / f"{ij[1][0]}_{ij[0]}"), enumerate(jobs)))
     blocks: dict[str, dict] = {}
     for r in results:
         if r["module"] not in blocks or r["levels"] > blocks[r["module"]]["levels"]:
