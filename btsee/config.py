@@ -450,6 +450,9 @@ def validate(cfg: Config) -> None:
            f"hardware.clock_period_ns: must be positive or null (the board's), got {h.clock_period_ns}")
     _check(h.target_fps >= 1, f"hardware.target_fps: must be at least 1, got {h.target_fps}")
     _check(h.mvau_wwidth_max >= 1, f"hardware.mvau_wwidth_max: must be at least 1, got {h.mvau_wwidth_max}")
+    _check(m.weight_bits is None or h.mvau_wwidth_max >= m.weight_bits,
+           f"hardware.mvau_wwidth_max: {h.mvau_wwidth_max} bits cannot hold one weight of model.weight_bits "
+           f"{m.weight_bits} (an MVU's SIMD lane); set it to at least {m.weight_bits}")
     _check(h.folding in ("exit_aware", "uniform"), f"hardware.folding: exit_aware or uniform, got {h.folding!r}")
     _check(h.lut_budget is None or h.lut_budget > 0, f"hardware.lut_budget: must be positive or null, got {h.lut_budget}")
     _check(h.exits_built is None or (sorted(set(h.exits_built)) == list(h.exits_built)
