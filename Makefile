@@ -4,7 +4,7 @@ CONFIG  ?= configs/default.yaml
 OUT     ?= runs/default
 BOARD   ?= pynq-z2
 
-.PHONY: setup demo test bench bitstream deploy clean
+.PHONY: setup demo test matrix bench bitstream deploy clean
 
 setup:
 	@bash scripts/setup.sh
@@ -28,7 +28,12 @@ deploy: setup
 
 # Two pytest-xdist workers (the CI machine has 2 cores); tests of one module share a worker.
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25
+	$(PY) -m pytest -q -n 2 --dist loadscope --durations=25 -m "not matrix"
+
+# Every case of the generality matrix (tests/test_matrix.py): class counts, channels, bit
+# widths and exit layouts through rtl and synth; make test runs one of them.
+matrix: setup
+	$(PY) -m pytest -q -n 2 --durations=0 tests/test_matrix.py
 
 bench: setup
 	$(PY) bench/run_all.py

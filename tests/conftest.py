@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,27 +60,80 @@ def fmnist():
     return load_fashion_mnist(FASHION_MNIST_ROOT)
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, worker_id) -> Path:
-    """A run folder with every step done on the tiny config: built once per `make test`,
-    under a file lock that the pytest-xdist workers share (the first one to need it builds
-    it, the others wait for it and read it; tests that change it take `tiny_run_copy`)."""
+TINY_RUN_FIXTURES = {"tiny_run", "tiny_run_copy"}
+
+
+def _shared_temp(config) -> Path:
+    """The temporary folder every pytest-xdist worker of this session sees (each worker's
+    own base temp lies under it); the base temp itself without xdist."""
+    base = config._tmp_path_factory.getbasetemp()
+    return base.parent if hasattr(config, "workerinput") else base
+
+
+def build_tiny_run(shared: Path) -> Path:
+    """shared/tiny_run/run with every step done on the tiny config, built at most once per
+    session under a file lock: whoever holds the lock builds it or finds it built."""
     from filelock import FileLock
 
-    shared = tmp_path_factory.getbasetemp()
-    if worker_id != "master":  # each xdist worker has its own base temp under one common parent
-        shared = shared.parent
     d = shared / "tiny_run"
     done = d / "built"
     with FileLock(str(shared / "tiny_run.lock")):
         if not done.exists():
-            if d.exists():  # a worker died while building it: start over
+            if d.exists():  # an earlier build failed or was killed: start over
                 shutil.rmtree(d)
             d.mkdir()
             cfg = write_config(d / "tiny.json", TINY_CONFIG)
             btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu")
             done.touch()
     return d / "run"
+
+
+_background_build: subprocess.Popen | None = None
+
+
+def pytest_collection_finish(session) -> None:
+    """When the selected tests use the tiny run, one process (the first worker to get here)
+    starts building it in the background at once, so that the tests that do not need it
+    run meanwhile instead of both workers waiting for it. The fixture then waits on the
+    build's lock (and builds it itself if the background build failed)."""
+    global _background_build
+    if not any(TINY_RUN_FIXTURES & set(getattr(item, "fixturenames", ())) for item in session.items):
+        return
+    shared = _shared_temp(session.config)
+    try:
+        (shared / "tiny_run.started").open("x").close()  # one process of the session wins this
+    except FileExistsError:
+        return
+    holding = shared / "tiny_run.holding"
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); from pathlib import Path; "
+              f"import conftest; from filelock import FileLock; "
+              f"lock = FileLock({str(shared / 'tiny_run.lock')!r}); lock.acquire(); "
+              f"Path({str(holding)!r}).touch(); conftest.build_tiny_run(Path({str(shared)!r})); lock.release()")
+    log = (shared / "tiny_run.log").open("w")
+    _background_build = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=log,
+                                         stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    for _ in range(600):  # until it holds the lock, so no fixture starts a second build first
+        if holding.exists() or _background_build.poll() is not None:
+            break
+        time.sleep(0.1)
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The background build is waited for (another worker may still need it), or stopped
+    when the session was interrupted."""
+    if _background_build is None or _background_build.poll() is not None:
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        _background_build.terminate()
+    _background_build.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(request) -> Path:
+    """A run folder with every step done on the tiny config: built once per session
+    (`build_tiny_run`, usually started in the background at collection), shared by the
+    pytest-xdist workers; tests that change it take `tiny_run_copy`."""
+    return build_tiny_run(_shared_temp(request.config))
 
 
 @pytest.fixture
