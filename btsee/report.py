@@ -1,7 +1,7 @@
 """`DIR/report.json`, the run's one summary, and its rendering `DIR/report.md`.
 
 Steps merge their keys in with `update_report`; keys are added, never renamed
-(DESIGN.md §3 lists the ones other tools rely on). No step reads it back.
+(docs/design.md §3 lists the ones other tools rely on). No step reads it back.
 """
 from __future__ import annotations
 

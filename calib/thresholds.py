@@ -7,7 +7,7 @@ per-tensor weight scale and no bias), so for an integer score m and a float thre
 
 in exact arithmetic. `integer_threshold` evaluates ceil(t / s) with exact rationals
 (Python's Fraction of the float64 values), so no float rounding can flip a `>=`
-(DESIGN.md §7; FINN's PR 1635 saw a float32 ulp do so).
+(docs/design.md §6; FINN's PR 1635 saw a float32 ulp do so).
 
 The artifact (JSON) carries the hash of the model it belongs to, the class count and the
 exit count; `load_artifact` refuses a file written for another model.

@@ -1,4 +1,4 @@
-"""Per-segment QONNX export of a calibrated multi-exit model (DESIGN.md §7).
+"""Per-segment QONNX export of a calibrated multi-exit model (docs/design.md §7).
 
 The network is cut at its exit points: backbone segment k runs from exit point k-1 (or
 the input) to exit point k, the last one to the logits; exit head k reads exit point k.

@@ -1,4 +1,4 @@
-"""Lightweight 1D-convolution exit heads (DESIGN.md §6, our choice of layout).
+"""Lightweight 1D-convolution exit heads (our choice of layout; the exit rule: docs/design.md §6).
 
     features (N, C, H, W)
     -> row pool MaxPool2d((H, 1))                      (N, C, 1, W)

@@ -3,7 +3,7 @@
 Every backbone is an ordered list of *segments* (``model.segments``): the input of
 segment k is the output of segment k-1, the last segment is the classifier. The exit
 points are the outputs of all segments but the last, named after the segment; these
-are the places where exit heads attach and where the hardware is cut (DESIGN.md §7).
+are the places where exit heads attach and where the hardware is cut (docs/design.md §7).
 
 Inputs are images as float pixel/255 in [0, 1], shape (N, C, H, W); the 8-bit input
 quantizer with scale 1/255 makes them exact integers again.
@@ -153,7 +153,7 @@ class BasicBlock(nn.Module):
 
     With quantized activations both inputs of the add pass through one shared signed
     quantizer (`quant.residual_quant`), so the add sums integer codes of one scale: the
-    block has an exact integer form (DESIGN.md §7).
+    block has an exact integer form (docs/design.md §7).
     """
 
     def __init__(self, cin: int, cout: int, stride: int, spec: ModelSpec):

@@ -28,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! command -v "$PYTHON" >/dev/null; then
-  echo "setup: $PYTHON not found; DESIGN.md section 4 asks for Python 3.11 (set PYTHON=... to override)" >&2
+  echo "setup: $PYTHON not found; docs/design.md §4 asks for Python 3.11 (set PYTHON=... to override)" >&2
   exit 1
 fi
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"

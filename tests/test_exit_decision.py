@@ -18,7 +18,7 @@ from hw.exit_decision import DOMAIN, make_node, stream_decision
 
 
 def reference_decision(row: list[int], thresholds: list[int | None], kind: str) -> tuple[int, int, int]:
-    """The rule as written down (DESIGN.md §6), one image, plain Python: the class is the
+    """The rule as written down (docs/design.md §6), one image, plain Python: the class is the
     first index holding the largest logit; the score is the largest minus the second
     largest value (margin) or the largest (top); the image exits when the class has a
     threshold and score >= threshold."""

@@ -1,4 +1,4 @@
-"""A segment's QONNX graph -> FINN HW-layer graph (DESIGN.md §7), CPU only.
+"""A segment's QONNX graph -> FINN HW-layer graph (docs/design.md §7), CPU only.
 
 The sequence is FINN's (ConvertQONNXtoFINN, tidy, streamline, then the HW-layer
 inference transformations) with two changes that measured runs needed:

@@ -1,4 +1,4 @@
-"""The bit-exactness chain (DESIGN.md §7): the golden simulator against qonnx's execution
+"""The bit-exactness chain (docs/design.md §7): the golden simulator against qonnx's execution
 of the exported QONNX graphs and FINN's Python execution of the HW-layer graphs.
 
 Engines: 'qonnx' runs the exported graphs in float64 (`hw.verify.exact_qonnx`: the exact
