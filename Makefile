@@ -12,7 +12,7 @@ setup:
 demo: setup
 	$(PY) -m btsee.cli run $(CONFIG) --out $(OUT) --resume
 
-# The Vivado build folder of the default run's design for BOARD (exit status 2, with the
+# The Vivado build folder of the default run's design for BOARD (exit status 3, with the
 # command to run elsewhere, when Vivado is not on PATH).
 bitstream: setup
 	$(PY) -m btsee.cli bitstream $(CONFIG) --out $(OUT) --board $(BOARD)

@@ -1,17 +1,20 @@
 """On-device accuracy test: a device's class and exit index against the package's golden
 expected outputs, image by image, with accuracy, exit fractions and images per second.
 
-    python -m boards.board_test PACKAGE [--device pynq|virtual|rtl] [--json FILE]
+    python -m boards.board_test PACKAGE [--backend pynq|virtual|rtl] [--json FILE]
     btsee board-test PACKAGE ...          (the same, from the host's btsee command)
 
 Exit status 0 when every image matches, 1 when some differ or the package is refused
-(the message names the file), 2 for bad arguments. The report is JSON (written atomically)
+(the message names the file), 2 for bad arguments. BTSEE_DEBUG=1 (or `btsee --debug
+board-test`) prints a refusal's traceback too. The report is JSON (written atomically)
 and a short table on stdout. numpy, pynq and calib only on the board.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="board-test", description="Check a device against a deploy package's "
                                                                 "golden class and exit index, image by image.")
     p.add_argument("package", type=Path, help="the deploy package folder (the run folder's package/)")
-    p.add_argument("--device", choices=DEVICES, default="pynq", help="pynq on the board; virtual or rtl on a host")
+    p.add_argument("--backend", choices=DEVICES, default="pynq",
+                   help="pynq on the board; virtual or rtl on a host (not the torch device of btsee run)")
+    p.add_argument("--device", dest="backend", choices=DEVICES, help=argparse.SUPPRESS)  # its name before 2026-12
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="images per DMA transfer (default %(default)s)")
     p.add_argument("--images", type=int, help="test only the first N of the package's images")
     p.add_argument("--json", type=Path, help=f"report file (default: {REPORT_FOLDER}/DEVICE.json beside the package)")
@@ -89,13 +94,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     folder = args.package.resolve().parent / REPORT_FOLDER
-    options = {"build": args.build or folder / "rtl_build"} if args.device == "rtl" else {}
+    options = {"build": args.build or folder / "rtl_build"} if args.backend == "rtl" else {}
     try:
-        report = board_test(args.package, args.device, args.batch, args.images, **options)
+        report = board_test(args.package, args.backend, args.batch, args.images, **options)
     except BtseeError as e:
+        if os.environ.get("BTSEE_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
         print(f"board-test: error: {e}", file=sys.stderr)
         return 1
-    out = args.json or folder / f"{args.device}.json"
+    out = args.json or folder / f"{args.backend}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out, report)
     print(format_table(report))

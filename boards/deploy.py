@@ -71,7 +71,7 @@ def deploy(package_dir: Path, host: str, board: str, python: str = PYNQ_PYTHON, 
     _run([*ssh, install], f"installing the driver's packages on {host} (set BOARD_PYTHON if {python!r} is wrong)")
     log(f"deploy: running the on-device test on {host}")
     test = subprocess.run([*ssh, f"cd {REMOTE_DIR} && {python} -m boards.board_test {package.folder.name} "
-                                 "--device pynq --json board_test.json"], capture_output=True, text=True)
+                                 "--backend pynq --json board_test.json"], capture_output=True, text=True)
     log(test.stdout.rstrip())
     suite = subprocess.run([*ssh, f"cd {REMOTE_DIR} && if {python} -c 'import pytest' 2>/dev/null; then "
                                   f"BTSEE_PACKAGE={package.folder.name} BTSEE_DEVICES=pynq {python} -m pytest -q "

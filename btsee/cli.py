@@ -4,7 +4,7 @@
     btsee sweep CONFIG --out DIR     # bts vs joint vs global threshold over the sweep section
     btsee simulate RUN [--images F.npy] [--thresholds F.json] [--save F.npz]
                                      # the golden simulator: class and exit index per image
-    btsee board-test PACKAGE [--device pynq|virtual|rtl] [--json F]
+    btsee board-test PACKAGE [--backend pynq|virtual|rtl] [--json F]
                                      # a device against the package's golden outputs (boards/board_test.py)
     btsee steps                      # list the steps
     btsee config [CONFIG]            # print the (default or loaded) configuration as JSON
@@ -24,6 +24,9 @@ from btsee.config import Config, ConfigError, load_config
 from calib.errors import BtseeError
 
 DEBUG_VARIABLE = "BTSEE_DEBUG"
+EXIT_TOOL_MISSING = 3
+"""Exit status when a tool the command needs is missing (Vivado for `bitstream`): not an
+error of the configuration (2) nor of the run (1); the build folder is complete."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--thresholds", type=Path, help="thresholds artifact (default: the run's own)")
     m.add_argument("--limit", type=int, help="simulate only the first N images")
     m.add_argument("--save", type=Path, help="write class, exit index and integer logits per image (.npz)")
-    b = sub.add_parser("bitstream", help="run the flow up to the bitstream step for a board; exit status 2 "
+    b = sub.add_parser("bitstream", help="run the flow up to the bitstream step for a board; exit status 3 "
                                          "when Vivado is missing (the build folder is still written)")
     b.add_argument("config", type=Path)
     b.add_argument("--out", type=Path, required=True, help="run folder (created if missing; finished steps are kept)")
@@ -68,14 +71,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs one command; a BtseeError (bad config, input or artifact) is printed in one
-    line with exit status 2 for the configuration, 1 otherwise, and its traceback too with
-    --debug or BTSEE_DEBUG=1. Other exceptions are bugs and keep their traceback."""
+    """Runs one command; its exit status: 0 done; 1 an error of the run (bad input or
+    artifact, a tool that failed), printed in one line; 2 a usage or configuration error
+    (argparse's, or a ConfigError), in one line; EXIT_TOOL_MISSING when a tool the command
+    needs is not installed (Vivado for bitstream), with what to run elsewhere. With --debug
+    or BTSEE_DEBUG=1 a BtseeError's traceback is printed too. Other exceptions are bugs and
+    keep their traceback."""
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["board-test"]:  # its own parser and errors: the same command runs on the board
+    leading = 1 if argv[:1] == ["--debug"] else 0
+    if argv[leading:leading + 1] == ["board-test"]:  # its own parser and errors: the same command runs on the board
         from boards.board_test import main as board_test_main
 
-        return board_test_main(argv[1:])
+        if leading:
+            os.environ[DEBUG_VARIABLE] = "1"
+        return board_test_main(argv[leading + 1:])
     args = _parser().parse_args(argv)
     try:
         return _run_command(args)
@@ -144,7 +153,7 @@ def _run_command(args: argparse.Namespace) -> int:
         built = read_json(ctx.out, BITSTREAM_FILE)
         if not built["built"]:
             print(f"btsee: {built['missing']}", file=sys.stderr)
-            return 2
+            return EXIT_TOOL_MISSING
         print(f"bitstream: {ctx.out / built['bitstream']}")
     return 0
 

@@ -196,14 +196,14 @@ def test_the_pynq_backend_refuses_a_package_without_a_bitstream_and_a_batch_beyo
 
 def test_btsee_board_test_writes_the_report_and_refuses_a_changed_package(package_copy, tmp_path):
     out = tmp_path / "virtual.json"
-    r = btsee("board-test", str(package_copy), "--device", "virtual", "--json", str(out))
+    r = btsee("board-test", str(package_copy), "--backend", "virtual", "--json", str(out))
     assert "match golden" in r.stdout and "exit fractions" in r.stdout
     report = json.loads(out.read_text())
     assert report["mismatched_images"] == 0 and report["device"] == "virtual"
     exits = json.loads((package_copy / "driver.json").read_text())["output"]["exits"]
     assert len(report["exit_fractions"]) == exits + 1
     (package_copy / "test_vectors.npz").unlink()
-    r = btsee("board-test", str(package_copy), "--device", "virtual", check=False)
+    r = btsee("board-test", str(package_copy), "--backend", "virtual", check=False)
     assert r.returncode == 1 and f"{package_copy / 'test_vectors.npz'}: missing from the package" in r.stderr
 
 

@@ -90,3 +90,15 @@ def test_debug_shows_the_traceback_of_a_project_error(tmp_path):
     env = dict(os.environ, BTSEE_DEBUG="1")
     variable = btsee("run", str(cfg), "--out", str(tmp_path / "x"), check=False, env=env)
     assert variable.returncode == 1 and "Traceback" in variable.stderr
+
+
+def test_debug_goes_before_board_test_too(tmp_path):
+    """`btsee --debug board-test PKG` reaches board-test (it has its own parser) and shows
+    the traceback of a refused package; without --debug, one line."""
+    missing = str(tmp_path / "no_package")
+    plain = btsee("board-test", missing, "--backend", "virtual", check=False)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert plain.stderr.strip().startswith("board-test: error:") and len(plain.stderr.strip().splitlines()) == 1
+    debug = btsee("--debug", "board-test", missing, "--backend", "virtual", check=False)
+    assert debug.returncode == 1 and "unrecognized arguments" not in debug.stderr
+    assert "Traceback" in debug.stderr and debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()
