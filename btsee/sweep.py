@@ -15,7 +15,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from tqdm import tqdm
+from calib.progress import progress
 
 from btsee.config import Config, check_exit_points
 from btsee.flow import Context, run_steps
@@ -74,7 +74,7 @@ def run_sweep(ctx: Context) -> dict:
     boosted_trainings = 0
     combos = list(itertools.product(sw.point_sets, sw.conv_channels, sw.seeds))
     t0 = time.time()
-    for points, width, seed in tqdm(combos, desc="sweep", disable=None, unit="config"):
+    for points, width, seed in progress(combos, desc="sweep", unit="config"):
         specs = head_specs(ctx, model, points, [width])
         costs = Costs.for_points(segment_macs, points, [_head_macs(s) for s in specs])
         common = {"points": "+".join(points), "head_width": width, "seed": seed}
@@ -112,7 +112,7 @@ def run_sweep(ctx: Context) -> dict:
     width = ctx.config.exits.conv_channels[0]
     specs = head_specs(ctx, model, points, ctx.config.exits.conv_channels)
     costs = Costs.for_points(segment_macs, points, [_head_macs(s) for s in specs])
-    for variant in tqdm(sw.variants, desc="bts variants", disable=None, unit="variant"):
+    for variant in progress(sw.variants, desc="bts variants", unit="variant"):
         opts = replace(head_training(ctx), method="bts", seed=seed, **variant_opts[variant])
         for margin in sw.margins:
             pol = replace(base_policy, policy="cpm", margin=margin)

@@ -15,7 +15,7 @@ from typing import Callable, Protocol
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
+from calib.progress import progress
 
 from calib.errors import ArtifactError
 from qat.atomic import atomic_torch_save
@@ -190,8 +190,8 @@ def train(model: nn.Module, train_set: ImageSet, val_set: ImageSet, opts: TrainO
         order = torch.randperm(n, generator=gen)
         t0 = time.time()
         loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{opts.epochs}",
-                   disable=None if env.is_main else True, leave=False, unit="batch")
+        bar = progress(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{opts.epochs}",
+                       disable=not env.is_main, leave=False, unit="batch")
         for b in bar:
             idx = order[b * opts.batch_size:(b + 1) * opts.batch_size]  # the global batch
             x = images[idx]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from tqdm import tqdm
+from calib.progress import progress
 
 from btsee.config import ConfigError
 from btsee.flow import Context
@@ -107,7 +107,7 @@ def split_data(ctx: Context, points: list[str]) -> dict[str, SplitData]:
         out = {}
         for name in ("train", "val", "test"):
             part = getattr(splits, name)
-            bar = lambda it, name=name: tqdm(it, desc=f"features {name}", disable=None,  # noqa: E731
+            bar = lambda it, name=name: progress(it, desc=f"features {name}",  # noqa: E731
                                              leave=False, unit="batch")
             feats, logits = build_cache(model, part, points, scaling, progress=bar)
             out[name] = SplitData(feats, logits, part.labels)

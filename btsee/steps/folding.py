@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from calib.progress import progress
 
 from boards import load_board
 from btsee.config import ConfigError
@@ -107,7 +107,7 @@ def build_ladders(ctx: Context, manifest: dict) -> tuple[dict, dict]:
     ladders, builds = {}, {}
     with ProcessPoolExecutor(min(LADDER_WORKERS, len(graphs)) or 1,
                              mp_context=multiprocessing.get_context("spawn")) as pool, \
-            tqdm(total=len(graphs), desc="fold ladders", unit="segment", disable=None, leave=False) as bar:
+            progress(total=len(graphs), desc="fold ladders", unit="segment", leave=False) as bar:
         futures = {pool.submit(segment_ladder, path, board.part, h.mvau_wwidth_max, clock_hz, low, high): name
                    for name, path in sorted(graphs.items(), key=lambda kv: kv[1].stat().st_size, reverse=True)}
         for fut in as_completed(futures):

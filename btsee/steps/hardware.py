@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
+from calib.progress import progress
 
 from boards import load_board
 from btsee.flow import Context
@@ -66,7 +66,7 @@ def step_dataflow(ctx: Context) -> Context:
     manifest = read_manifest(ctx.out, EXPORT_MANIFEST)
     entries, totals = [], {"LUT": 0.0, "BRAM18": 0.0, "DSP": 0.0}
     per_segment = {}
-    for seg in tqdm(manifest["segments"], desc="dataflow", unit="segment", disable=None, leave=False):
+    for seg in progress(manifest["segments"], desc="dataflow", unit="segment", leave=False):
         path = ctx.out / seg["file"]
         model = load_qonnx(path, seg["input_type"])
         if residual.is_residual(model):  # a ResNet's blocks: forks and residual adds

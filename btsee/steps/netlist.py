@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from tqdm import tqdm
+from calib.progress import progress
 
 from btsee.flow import Context
 from btsee.report import update_report
@@ -62,7 +62,7 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
 
     results = {}
     with ThreadPoolExecutor(WORKERS) as pool, \
-            tqdm(total=len(segments), desc="netlist: verilate + simulate", unit="segment", disable=None,
+            progress(total=len(segments), desc="netlist: verilate + simulate", unit="segment",
                  leave=False) as bar:
         # the costliest first (netlist size x cycles per frame: compile and simulation both grow
         # with them), so the last job to start is a short one and both cores stay busy

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from calib.progress import progress
 
 from boards import load_board
 from btsee.flow import Context
@@ -170,7 +170,7 @@ def step_rtl(ctx: Context) -> Context:
     n = min(h.rtl_images, len(load_splits(ctx).test.images))
     golden = golden_streams(ctx, manifest, segments, n)
     rtls = {}
-    for s in tqdm(segments, desc="rtl: generate", unit="segment", disable=None, leave=False):
+    for s in progress(segments, desc="rtl: generate", unit="segment", leave=False):
         rtls[s["name"]] = generate_segment(s["name"], ctx.out / s["folded_file"], ctx.out / "rtl" / s["name"],
                                            board.part, h.clock_ns())
     chain, why_not = design_chain(manifest, rtls)
@@ -183,8 +183,8 @@ def step_rtl(ctx: Context) -> Context:
         ctx.log(f"  whole multi-exit design: not built: {why_not}")
     results = {}
     with ThreadPoolExecutor(WORKERS) as pool, \
-            tqdm(total=len(segments) + (design is not None), desc="rtl: verilate + simulate", unit="design",
-                 disable=None, leave=False) as bar:
+            progress(total=len(segments) + (design is not None), desc="rtl: verilate + simulate", unit="design",
+                 leave=False) as bar:
         if design is not None:  # the longest job first
             pixels = golden[chain[0][0].name]["in"].reshape(-1, design.input.elems)
             whole = pool.submit(simulate_design, design, pixels, expected,
@@ -193,8 +193,16 @@ def step_rtl(ctx: Context) -> Context:
         futures = {s["name"]: pool.submit(_simulate_segment, rtls[s["name"]], ctx.out / "rtl" / s["name"],
                                           golden[s["name"]], int(s["estimate"]["cycles_per_frame"]))
                    for s in segments}
-        for name, fut in futures.items():
-            results[name] = fut.result()
+        finn_cycles = {s["name"]: int(s["estimate"]["cycles_per_frame"]) for s in segments}
+        names = {fut: name for name, fut in futures.items()}
+        for fut in as_completed(names):  # each segment's line as soon as it is done
+            name = names[fut]
+            r = results[name] = fut.result()
+            ctx.log(f"  {name:15s} {len(rtls[name].layers)} layers, {len(rtls[name].sources)} sources"
+                    f"{' (compiled)' if r['compiled'] else ' (compiled before)'} | "
+                    f"{r['stalled']['mismatched_images']} of {r['stalled']['images']} images differ with stalls, "
+                    f"{r['free_running']['mismatched_images']} of {r['free_running']['images']} free-running | "
+                    f"{r['free_running']['cycles_per_frame']:,.0f} cycles/frame (FINN: {finn_cycles[name]:,})")
             bar.update()
         if design is not None:
             design_run = whole.result()
@@ -205,16 +213,10 @@ def step_rtl(ctx: Context) -> Context:
                                                            sources_sha256=sources_digest(design.paths()))}
     for s in segments:
         r, rtl = results[s["name"]], rtls[s["name"]]
-        finn_cycles = int(s["estimate"]["cycles_per_frame"])
         doc["segments"][s["name"]] = dict(
             r, top=rtl.top, folder=str(rtl.out_dir.relative_to(ctx.out.absolute())),
             sources_sha256=sources_digest(rtl.paths()), layers=rtl.layers,
-            finn_cycles_per_frame=finn_cycles)
-        ctx.log(f"  {s['name']:15s} {len(rtl.layers)} layers, {len(rtl.sources)} sources"
-                f"{' (compiled)' if r['compiled'] else ' (compiled before)'} | "
-                f"{r['stalled']['mismatched_images']} of {r['stalled']['images']} images differ with stalls, "
-                f"{r['free_running']['mismatched_images']} of {r['free_running']['images']} free-running | "
-                f"{r['free_running']['cycles_per_frame']:,.0f} cycles/frame (FINN: {finn_cycles:,})")
+            finn_cycles_per_frame=finn_cycles[s["name"]])
     atomic_write_json(ctx.out / RTL_FILE, doc)
     mismatched = sum(r["stalled"]["mismatched_images"] + r["free_running"]["mismatched_images"]
                      for r in results.values())
@@ -299,7 +301,7 @@ def step_synth(ctx: Context) -> Context:
     sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
     blocks = block_jobs([p for p in sources if p.suffix in (".sv", ".v")], ctx.out / "synth" / "blocks")
     with ThreadPoolExecutor(WORKERS) as pool, \
-            tqdm(total=len(rtls) + (design is not None) + len(blocks), desc="synth", unit="design", disable=None,
+            progress(total=len(rtls) + (design is not None) + len(blocks), desc="synth", unit="design",
                  leave=False) as bar:
         futures = {name: pool.submit(_timed_synthesis, rtls[name], ctx.out / "synth" / name) for name in by_size}
         if design is not None:

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from calib.progress import progress
 
 from btsee.flow import Context
 from btsee.report import update_report
@@ -110,7 +110,7 @@ def step_exits(ctx: Context) -> Context:
     anchor = class_precision(predicted_class(data["val"].backbone_logits), data["val"].labels,
                              model.spec.num_classes)
     t0 = time.time()
-    bar = lambda it, desc: tqdm(it, desc=desc, disable=None, leave=False, unit="batch")  # noqa: E731
+    bar = lambda it, desc: progress(it, desc=desc, leave=False, unit="batch")  # noqa: E731
     fitted = fit_exits(e.points, specs, data["train"], data["val"], policy(ctx), anchor,
                        head_training(ctx), progress=bar)
     head_seconds = time.time() - t0

@@ -111,12 +111,12 @@ def run_reference(segments: list[ChainSegment], pixels: np.ndarray, engine: str,
     """Integer outputs of every segment on uint8 `pixels` (N, C, H, W), executed by
     `engine` (one of ENGINES, see the module docstring) in chunks of `chunk` images over
     `workers` processes, with a progress bar."""
-    from tqdm import tqdm
+    from calib.progress import progress
 
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     chunks = [pixels[i:i + chunk] for i in range(0, len(pixels), chunk)]
-    bar = tqdm(total=len(pixels), desc=f"chain {engine}", unit="image", disable=None, leave=False)
+    bar = progress(total=len(pixels), desc=f"chain {engine}", unit="image", leave=False)
     parts = []
     if workers <= 1 or len(chunks) == 1:
         for c in chunks:
