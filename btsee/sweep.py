@@ -15,7 +15,6 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from calib.progress import progress
 
 from btsee.config import Config, check_exit_points
 from btsee.flow import Context, run_steps
@@ -26,6 +25,7 @@ from btsee.steps.common import backbone, head_specs, head_training, policy, spli
 from calib.atomic import atomic_write_json, atomic_write_text
 from calib.cascade import Costs, calibrate_in_sequence, cascade_from_logits, oracle, summarize
 from calib.cpm import class_precision
+from calib.progress import progress
 from calib.rules import predicted_class
 from qat.exit_training import fit_exits, head_logits
 

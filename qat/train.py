@@ -15,9 +15,9 @@ from typing import Callable, Protocol
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from calib.progress import progress
 
-from calib.errors import ArtifactError
+from calib.errors import ArtifactError, BtseeError
+from calib.progress import progress
 from qat.atomic import atomic_torch_save
 from qat.data import ImageSet
 from qat.distributed import DistEnv, all_reduce_sum, convert_batchnorm
@@ -176,7 +176,8 @@ def train(model: nn.Module, train_set: ImageSet, val_set: ImageSet, opts: TrainO
                          f"{env.world_size} processes")
     steps_per_epoch = n // opts.batch_size
     if steps_per_epoch == 0:
-        raise ValueError(f"train.batch_size {opts.batch_size} exceeds the {n} training images")
+        raise BtseeError(f"train.batch_size {opts.batch_size} exceeds the {n} training images of the split: "
+                         f"lower it, or give more images (data.limit_train, data.val_fraction, data.test_fraction)")
     total = steps_per_epoch * opts.epochs
     warmup = int(round(opts.warmup_epochs * steps_per_epoch))
     shard = opts.batch_size // env.world_size

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from calib.progress import progress
-
 from btsee.config import ConfigError
 from btsee.flow import Context
 from btsee.run_folder import BACKBONE_FILE, DATA_SUMMARY, read_json, read_splits
 from calib.cpm import CalibrationPolicy
 from calib.errors import ArtifactError
+from calib.progress import progress
 from calib.schema import check
 from qat import data as data_mod
 from qat.exit_training import HeadTraining, SplitData

@@ -28,7 +28,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from calib.progress import progress
 
 from boards import load_board
 from btsee.config import ConfigError
@@ -38,6 +37,7 @@ from btsee.run_folder import (DATAFLOW_MANIFEST, FOLD_MANIFEST, FOLDING_FILE, lo
                               read_thresholds)
 from calib.atomic import atomic_write, atomic_write_json
 from calib.cascade import cascade_from_logits
+from calib.progress import progress
 from calib.schema import sha256_of
 
 BUFFER_FRAME_CHOICES = (2, 3, 4, 6, 8)

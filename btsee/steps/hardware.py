@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import torch
-from calib.progress import progress
 
 from boards import load_board
 from btsee.flow import Context
@@ -15,6 +14,7 @@ from btsee.report import update_report
 from btsee.run_folder import DATAFLOW_MANIFEST, EXPORT_MANIFEST, HEADS_FILE, read_manifest
 from btsee.steps.common import backbone, load_splits
 from calib.atomic import atomic_write, atomic_write_json
+from calib.progress import progress
 from calib.schema import sha256_of
 
 EXPORT_CHECK_IMAGES = 64

@@ -16,8 +16,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from calib.progress import progress
-
 from btsee.flow import Context
 from btsee.report import update_report
 from btsee.run_folder import FOLD_MANIFEST, NETLIST_FILE, SYNTH_FILE, read_json, read_manifest
@@ -26,6 +24,7 @@ from btsee.steps.rtl import SEED, STALLED, WORKERS, golden_streams, read_rtl, se
 from btsee.steps.rtl_design import golden_design_result, read_design, run_design_passes
 from calib.atomic import atomic_write_json
 from calib.errors import ArtifactError
+from calib.progress import progress
 from hw.rtl.synth import NETLIST
 
 

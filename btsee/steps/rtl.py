@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-from calib.progress import progress
 
 from boards import load_board
 from btsee.flow import Context
@@ -39,6 +38,7 @@ from btsee.steps.rtl_design import (DESIGN_FOLDER, design_chain, generate_design
                                     lut_shares, model_vs_rtl, read_design, simulate_design)
 from calib.atomic import atomic_write_json
 from calib.errors import ArtifactError
+from calib.progress import progress
 from hw.rtl.tools import sources_digest
 
 STALLED = (25, 35)

@@ -7,7 +7,6 @@ from dataclasses import asdict
 
 import numpy as np
 import torch
-from calib.progress import progress
 
 from btsee.flow import Context
 from btsee.report import update_report
@@ -17,6 +16,7 @@ from btsee.steps.common import (backbone, has_integer_form, head_specs, head_tra
                                 load_splits, model_spec, policy, split_data)
 from calib.atomic import atomic_write, atomic_write_json
 from calib.cpm import class_precision
+from calib.progress import progress
 from calib.rules import predicted_class
 from qat import data as data_mod
 from qat.atomic import atomic_torch_save
