@@ -4,7 +4,7 @@ CONFIG  ?= configs/default.yaml
 OUT     ?= runs/default
 BOARD   ?= pynq-z2
 
-.PHONY: setup demo test matrix bench bitstream deploy clean
+.PHONY: setup demo test matrix bench docs bitstream deploy clean
 
 setup:
 	@bash scripts/setup.sh
@@ -37,6 +37,11 @@ matrix: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# The documentation site from docs/ (mkdocs.yml; strict: warnings and broken links fail).
+docs: setup
+	$(PY) -m btsee.config_reference
+	$(PY) -m mkdocs build --strict
 
 clean:
 	rm -rf runs

@@ -1,7 +1,8 @@
 """The README's benchmark figures, rendered from bench/results/*.json, never typed by hand.
 
 Each block of the README (and of docs/*.md) between `<!-- bench:NAME -->` and
-`<!-- /bench:NAME -->` is what `render(NAME)` makes of bench/results/NAME.json.
+`<!-- /bench:NAME -->` is what `render(NAME)` makes of the bench/results JSON that
+`RENDER` names for it.
 `python bench/readme_figures.py` rewrites those blocks; tests/test_readme_figures.py fails
 when a page and the JSON disagree.
 """
@@ -83,11 +84,54 @@ def render_folding(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDER = {"folding": render_folding}
+def render_folding_curve(doc: dict) -> str:
+    """The headline in a few lines: the measured ratio at every budget, its targets."""
+    points = []
+    for r in doc["budgets"]:
+        default = " (default)" if r["budget_lut_modelled"] == doc["default_budget_lut"] else ""
+        ratio = f"{r['ratio_rtl']:.2f}×" if r["ratio_rtl"] else "—"
+        points.append(f"{r['budget_lut_modelled']:,}{default}: {ratio}")
+    t = doc["targets"]
+    mark = {True: "met", False: "not met", None: "not measured"}
+    return (f"Early-exit design against the fastest no-exit design within its synthesized LUT + LUTRAM, DSP and "
+            f"BRAM18, both timed in RTL (Verilator), by modelled LUT budget on {doc['board']} at 100 MHz: "
+            + "; ".join(points) + ".\n"
+            f"Targets: ≥ {t['ratio_at_default_budget']['target']}× at the default budget "
+            f"({mark[t['ratio_at_default_budget']['met']]}), ≥ {t['ratio_everywhere']['target']}× everywhere "
+            f"({mark[t['ratio_everywhere']['met']]}), heads ≤ {t['heads_share_of_luts']['target']:.0%} of the "
+            f"design's LUTs ({t['heads_share_of_luts']['value']:.1%}: {mark[t['heads_share_of_luts']['met']]}). "
+            f"Images differing from golden: {doc['mismatched_images']['early_exit']} and "
+            f"{doc['mismatched_images']['no_exit']}.\n")
+
+
+def render_seeds_summary(doc: dict) -> str:
+    """The configuration chosen on validation and its test figures over the seeds."""
+    t = doc["chosen_test"]
+    drop, macs = t["test_drop_points"], t["test_mac_fraction"]
+    return (f"Over {len(doc['seeds'])} seeds of the whole default run (`bench/results/seeds.json`), the exit "
+            f"configuration chosen on validation ({doc['chosen_on_validation']}, accuracy budget "
+            f"{doc['budget_points']:g} point) keeps {macs['mean']:.1%} of the backbone's MACs on the test split "
+            f"(std {macs['std']:.1%}, {macs['min']:.1%} to {macs['max']:.1%}) for an accuracy drop of "
+            f"{drop['mean']:.2f} points (std {drop['std']:.2f}, {drop['min']:.2f} to {drop['max']:.2f}).\n")
+
+
+def render_netlist_summary(doc: dict) -> str:
+    """The netlist benchmark in one paragraph."""
+    s = doc["summary"]
+    return (f"Yosys's mapped netlists simulated with {s['stalls_percent']['input']} %/{s['stalls_percent']['output']} % "
+            f"input/output stalls against golden (`bench/results/netlist.json`): every segment's on "
+            f"{s['images']['per_segment']} test images and the whole design's on {s['images']['whole_design']} in "
+            f"order, {s['mismatches']} mismatched images.\n")
+
+
+RENDER = {"folding": ("folding", render_folding), "folding_curve": ("folding", render_folding_curve),
+          "seeds_summary": ("seeds", render_seeds_summary), "netlist_summary": ("netlist", render_netlist_summary)}
+"""Block name -> (the bench/results JSON it reads, its renderer)."""
 
 
 def render(name: str) -> str:
-    return RENDER[name](json.loads((RESULTS / f"{name}.json").read_text()))
+    source, renderer = RENDER[name]
+    return renderer(json.loads((RESULTS / f"{source}.json").read_text()))
 
 
 def rewrite(text: str) -> str:

@@ -83,6 +83,7 @@ class TrainConfig:
     """Backbone training."""
 
     epochs: int = 10
+    """Passes over the training split."""
     batch_size: int = 128
     """Global batch size (split evenly over DDP processes)."""
     optimizer: str = "adam"
@@ -90,6 +91,7 @@ class TrainConfig:
     lr: float = 0.002
     """Peak learning rate."""
     weight_decay: float = 0.0
+    """L2 weight decay of the optimizer."""
     schedule: str = "cosine"
     """cosine (to zero, after warm-up) or constant."""
     warmup_epochs: float = 0.5
@@ -99,6 +101,7 @@ class TrainConfig:
     seed: int = 0
     """Seed of initialisation, batch order and augmentation."""
     label_smoothing: float = 0.0
+    """Label smoothing of the cross-entropy (0 = none)."""
 
 
 @dataclass
@@ -124,9 +127,13 @@ class ExitsConfig:
     conv_channels: list[int] = field(default_factory=lambda: [32])
     """Channels of each (1, 3) convolution of a head."""
     epochs: int = 4
+    """Passes of each head over its training images (the backbone is frozen)."""
     batch_size: int = 512
+    """Batch size of head training (on cached backbone features)."""
     lr: float = 0.005
+    """Learning rate of head training (Adam, cosine to zero)."""
     seed: int = 0
+    """Seed of the heads' initialisation and batch order."""
     max_head_mac_fraction: float = 0.05
     """Each head may cost at most this share of the backbone's MACs (an error names the head)."""
 
@@ -175,7 +182,7 @@ class CalibrationConfig:
     shows, so the guard bounds that set's drop (a prediction bound): a little more cautious."""
     class_confidence: float | None = None
     """CPM: judge each class's precision by its one-sided lower bound at this confidence
-    (more MACs for little less exceedance, measured with the former guard: README)."""
+    (more MACs for little less exceedance, measured with the former guard: docs/method.md)."""
 
 
 @dataclass
@@ -183,11 +190,14 @@ class SweepConfig:
     """`btsee sweep`: every combination is one configuration per method."""
 
     margins: list[float] = field(default_factory=lambda: [-0.06, -0.04, -0.02, 0.0])
+    """CPM margins compared (calibration.margin of each configuration)."""
     point_sets: list[list[str]] = field(default_factory=lambda: [
         ["block1", "block2"], ["block1", "block3"], ["block2", "block3"], ["block1", "block2", "block3"]])
+    """Sets of exit points compared (exits.points of each configuration)."""
     conv_channels: list[int] = field(default_factory=lambda: [8, 16])
     """Head widths: channels of the single (1, 3) convolution."""
     seeds: list[int] = field(default_factory=lambda: [0, 1])
+    """Head-training seeds compared (exits.seed of each configuration)."""
     global_thresholds: list[float] = field(default_factory=lambda: [0.7, 0.8, 0.9, 0.95])
     """Max-softmax thresholds of the global baseline (one per exit, shared)."""
     variants: list[str] = field(default_factory=lambda: ["soft", "distill", "labels"])
@@ -234,7 +244,7 @@ class HardwareConfig:
     """Test images the whole multi-exit design simulates in Verilator, in order (`rtl`
     step), compared image by image with the golden simulator (capped at the test split's
     size): all of them free-running, the first 250 again with stalls; each segment on its
-    own runs at most 250 of them with stalls and 100 without."""
+    own runs at most 100 of them with stalls and 100 without."""
     netlist_images: int = 20
     """Test images each segment's synthesized netlist simulates with stalls in the `netlist`
     step (Yosys's mapped netlist with models of the xc7 primitives: several times slower
