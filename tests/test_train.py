@@ -162,10 +162,14 @@ def test_two_process_ddp_agrees_with_one_process(tmp_path):
     values["train"].update(epochs=1, augment=True)
     cfg = write_config(tmp_path / "cfg.json", values)
     btsee("run", str(cfg), "--out", str(tmp_path / "one"), "--device", "cpu", "--to", "backbone")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29517", "-m", "btsee.cli", "run",
-                    str(cfg), "--out", str(tmp_path / "two"), "--device", "cpu", "--to", "backbone"],
-                   cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=600)
+    # --standalone: a free local port for the rendezvous (a fixed one can be taken on a
+    # shared CI machine); gloo on the loopback interface, whatever the host name resolves to.
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    two_procs = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "btsee.cli", "run",
+                                str(cfg), "--out", str(tmp_path / "two"), "--device", "cpu",
+                                "--to", "backbone"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert two_procs.returncode == 0, (two_procs.stdout + two_procs.stderr)[-4000:]
     one = json.loads((tmp_path / "one" / "backbone" / "history.json").read_text())
     two = json.loads((tmp_path / "two" / "backbone" / "history.json").read_text())
     # Same global batches, gradients and batch-norm statistics: only the order of
