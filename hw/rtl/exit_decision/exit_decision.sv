@@ -8,6 +8,10 @@
 //   bits [CW+1 +: SW]   the score, signed: top-2 margin (TOP_SCORE = 0) or the top logit
 // THRESHOLDS is packed, class c in bits [c*SW +: SW], so its width follows the K given
 // (an unpacked array parameter took its size from the default K in Verilator).
+// ENABLED defaults to '0, not '1: Verilator 5.48 takes an override of 1 (K'b0...01) for the
+// fill literal '1 and, when THRESHOLDS is left at its default too, builds the default
+// module, so every class exits (a tiny run's table enabling class 0 alone at 0 showed it;
+// test_a_table_enabling_class_0_alone).
 //
 // Pipeline, so that no register-to-register path is longer than one compare or one
 // subtraction (FINN's layers close 100 MHz with paths of that depth):
@@ -22,7 +26,7 @@ module btsee_exit_decision #(
   parameter int K = 10,
   parameter int LOGIT_BITS = 16,
   parameter bit TOP_SCORE = 0,
-  parameter logic [K-1:0] ENABLED = '1,
+  parameter logic [K-1:0] ENABLED = '0,
   parameter logic [K*(LOGIT_BITS+2)-1:0] THRESHOLDS = '0,
   localparam int CW = K > 1 ? $clog2(K) : 1,
   localparam int SW = LOGIT_BITS + 2,

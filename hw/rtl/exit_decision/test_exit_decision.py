@@ -96,6 +96,19 @@ def test_every_class_count_with_ties_and_the_widest_scores(k, tmp_path):
     assert expected[0, 0] == 0 and expected[2, 0] == k - 1 and expected[3, 0] == k // 2
 
 
+@pytest.mark.parametrize("table", ["class 0 alone", "the last class alone", "every class"])
+def test_a_table_enabling_class_0_alone(table, tmp_path):
+    """Tables whose ENABLED word is 1 (or all ones) with every threshold 0: Verilator 5.48
+    took an override of 1 for a default of '1 and built the default unit (every class
+    exits) when THRESHOLDS kept its default too. A tiny run calibrated such an exit."""
+    enabled = {"class 0 alone": [0], "the last class alone": [K - 1], "every class": range(K)}[table]
+    thresholds = [0 if c in enabled else None for c in range(K)]
+    logits = np.random.default_rng(11).integers(-50, 50, size=(200, K))
+    expected = decisions(logits, thresholds, "margin")
+    got, _ = _run(_unit(tmp_path, thresholds), tmp_path / "run", logits, seed=2, in_stall=20, out_stall=20)
+    assert np.array_equal(got, expected), table
+
+
 def test_one_logit_per_cycle_without_stalls_of_its_own(tmp_path):
     logits, thresholds = _head(0)
     binary = _unit(tmp_path, thresholds)
