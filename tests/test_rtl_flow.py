@@ -36,15 +36,19 @@ def test_every_segment_rtl_equals_golden_with_stalls(tiny_run):
 
 def test_rtl_keeps_finn_pace(tiny_run):
     """Throughput guards: every segment's RTL takes at most 1.05 x FINN's cycle estimate per
-    frame, and the whole design's cycles lie within 5 % of the pipeline model fed with the
-    segments' own RTL cycles (a generator change that slows a layer fails here)."""
+    frame, and the whole design's steady-state cycles per image lie within 5 % of the
+    pipeline model fed with the segments' own RTL cycles, by the same steady-state rule (a
+    generator change that slows a layer fails here). The totals, first pixel to last
+    decision, also hold the segments' latency the model leaves out: on the tiny run's 40
+    images that alone reached 1.051 on one machine (steady state 1.035), so they get 10 %."""
     rtl = _rtl(tiny_run)
     for name, seg in rtl["segments"].items():
         ratio = seg["free_running"]["cycles_per_frame"] / seg["finn_cycles_per_frame"]
         assert ratio <= 1.05, f"{name}: RTL {seg['free_running']['cycles_per_frame']} cycles/frame, FINN " \
                               f"{seg['finn_cycles_per_frame']}"
     model = json.loads((tiny_run / "report.json").read_text())["rtl"]["multi_exit"]["pipeline_model"]
-    assert 0.95 <= model["rtl_over_model"] <= 1.05, model
+    assert 0.95 <= model["rtl_over_model_steady"] <= 1.05, model
+    assert 0.95 <= model["rtl_over_model"] <= 1.10, model
 
 
 def test_every_pool_is_our_max_pool_and_every_layer_is_rtl(tiny_run):
