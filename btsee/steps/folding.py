@@ -117,6 +117,24 @@ def build_ladders(ctx: Context, manifest: dict) -> tuple[dict, dict]:
     return {n: ladders[n] for n in order}, {n: builds[n] for n in order}
 
 
+def search_depths(ladders: dict, topo, subsets: dict, clock_hz: float, rates: list[float], frames: tuple[int, ...],
+                  limits: dict[str, float]) -> dict:
+    """`hw.fold.search.search` at every buffer depth of `frames`: {depth: SearchResult}. The
+    depths are independent, so several run in LADDER_WORKERS processes (fresh interpreters,
+    as for the ladders), each replaying its own designs."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from hw.fold.search import search
+
+    if len(frames) == 1:
+        return {frames[0]: search(ladders, topo, subsets, clock_hz, rates, frames[0], limits)}
+    with ProcessPoolExecutor(min(LADDER_WORKERS, len(frames)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {f: pool.submit(search, ladders, topo, subsets, clock_hz, rates, f, limits) for f in frames}
+        return {f: fut.result() for f, fut in futures.items()}
+
+
 def build_chosen(ctx: Context, manifest: dict, design, work: Path) -> dict:
     """{segment: SegmentEstimate} of FINN's estimate build of each segment `design` builds,
     with the folding the search chose; a build whose cycles or resources differ from the
@@ -204,7 +222,7 @@ def step_fold(ctx: Context) -> Context:
     manifest (fold/manifest.json), report.json `throughput_fps` and fold/throughput.png."""
     from hw.fold.refine import refine
     from hw.fold.search import (LUT_MODEL_SOURCE, ReplayCache, best_within, cheapest_meeting, fold_early_exit,
-                                front_density, pipeline_spec, ratio_curve, reach_fractions, search)
+                                front_density, pipeline_spec, ratio_curve, reach_fractions)
     from hw.fold.pipeline import simulate_pipeline
 
     h = ctx.config.hardware
@@ -225,7 +243,7 @@ def step_fold(ctx: Context) -> Context:
     with tempfile.TemporaryDirectory(prefix="fold-", dir=ctx.out) as tmp:
         ladders, builds = build_ladders(ctx, manifest)
         cache = ReplayCache()
-        results = {f: search(ladders, topo, subsets, clock_hz, rates, f, limits, cache) for f in frames}
+        results = search_depths(ladders, topo, subsets, clock_hz, rates, frames, limits)
         no_exit = best_within(results[frames[0]].no_exit, dict(limits, LUT=budget))
         if no_exit is not None and h.folding != "uniform":
             no_exit = refine(no_exit, ladders, topo, subsets[()], frames[0], clock_hz, dict(limits, LUT=budget), cache)

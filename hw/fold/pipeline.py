@@ -95,13 +95,15 @@ class PipelineRun:
 
 
 def _peak(intervals: list[tuple[float, float]]) -> int:
-    """Most intervals [start, end) open at once."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1]))
-    open_, peak = 0, 0
-    for _, d in events:
-        open_ += d
-        peak = max(peak, open_)
-    return peak
+    """Most intervals [start, end) open at once (an interval ending at t is closed before
+    one starting at t opens). The count rises only at a start, so the peak is the largest
+    (starts <= s) - (ends <= s) over the starts s."""
+    if not intervals:
+        return 0
+    bounds = np.asarray(intervals, dtype=np.float64)  # (n, 2): start, end
+    starts, ends = np.sort(bounds[:, 0]), np.sort(bounds[:, 1])
+    open_at = np.searchsorted(starts, starts, side="right") - np.searchsorted(ends, starts, side="right")
+    return int(open_at.max())
 
 
 def simulate_pipeline(spec: PipelineSpec, exits: Sequence[int]) -> PipelineRun:
@@ -113,24 +115,29 @@ def simulate_pipeline(spec: PipelineSpec, exits: Sequence[int]) -> PipelineRun:
         raise PipelineError("exits: no images")
     if exits.min() < 0 or exits.max() > K:
         raise PipelineError(f"exits: indices must lie in 0..{K}, got {exits.min()}..{exits.max()}")
-    pace = [max(spec.backbone_cycles[k], spec.head_cycles[k]) if k < K else spec.backbone_cycles[k]
+    pace = [float(max(spec.backbone_cycles[k], spec.head_cycles[k]) if k < K else spec.backbone_cycles[k])
             for k in range(K + 1)]
+    depth = [int(d) for d in spec.buffer_frames]
+    words = [float(w) for w in spec.frame_words]
+    queue_depth, input_cycles = spec.queue_depth, spec.input_cycles
     seg_free = [0.0] * (K + 1)         # when segment pair k can take its next frame
     port_free = [0.0] * K              # when buffer k's output port is free
     held: list[list[tuple[float, float]]] = [[] for _ in range(K)]  # buffer k: (enter, release) per frame
     queued: list[list[tuple[float, float]]] = [[] for _ in range(K)]  # queue k: (decided, merged) per image
     busy = [0.0] * (K + 1)
-    out = np.zeros(n)
+    out: list[float] = []
     last_out = 0.0
-    for i, e in enumerate(exits):
-        ready = i * spec.input_cycles      # when the image's first word can enter
+    # plain Python numbers in the loop: it runs per image and per segment, thousands of
+    # times per design the fold step scores
+    for i, e in enumerate(exits.tolist()):
+        ready = i * input_cycles           # when the image's first word can enter
         for k in range(e + 1):             # the segments the image passes through
             start = max(ready, seg_free[k])
             if k < K:
-                slot = len(held[k]) - int(spec.buffer_frames[k])
+                slot = len(held[k]) - depth[k]
                 if slot >= 0:
                     start = max(start, held[k][slot][1])
-                q = len(queued[k]) - spec.queue_depth
+                q = len(queued[k]) - queue_depth
                 if q >= 0:
                     start = max(start, queued[k][q][1])
             finish = start + pace[k]
@@ -141,7 +148,7 @@ def simulate_pipeline(spec: PipelineSpec, exits: Sequence[int]) -> PipelineRun:
                 break
             release_start = max(decided, port_free[k])
             if e == k:                      # dropped, one word per cycle
-                released = release_start + spec.frame_words[k]
+                released = release_start + words[k]
                 port_free[k] = released
                 held[k].append((start, released))
                 queued[k].append((decided, np.inf))  # merged time filled below
@@ -151,12 +158,14 @@ def simulate_pipeline(spec: PipelineSpec, exits: Sequence[int]) -> PipelineRun:
             queued[k].append((decided, np.inf))
             held[k].append((start, np.inf))
         # the frames forwarded on the way are released when the next segment took them
-        out[i] = last_out = max(last_out, decided)
+        last_out = max(last_out, decided)
+        out.append(last_out)
         for k in range(min(e, K)):
             queued[k][-1] = (queued[k][-1][0], last_out)
         if e < K:
             queued[e][-1] = (queued[e][-1][0], last_out)
         _settle_forwarded(held, port_free, seg_free, e, K)
+    out = np.array(out)  # (n,)
     steady = steady_interval(out)
     total = float(out[-1])
     return PipelineRun(total_cycles=total, out_cycles=out, steady_cycles_per_image=steady,

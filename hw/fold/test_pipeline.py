@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.fold.pipeline import PipelineError, PipelineSpec, simulate_pipeline
+from hw.fold.pipeline import PipelineError, PipelineSpec, _peak, simulate_pipeline
 from hw.fold.search import FoldOption, Topology, cheapest_meeting, fold_no_exit, pareto, reach_fractions
 
 N = 391  # steady_interval then spans 352 intervals: whole periods (2, 16) of the patterns below
@@ -56,6 +56,20 @@ def test_bursts_of_hard_images_need_deep_buffers():
     assert paces == sorted(paces, reverse=True) and paces[0] > 1.4 * 105
     assert 105.0 <= paces[-1] < 1.02 * 105
     assert [runs[d].buffer_peak_frames[0] for d in (2, 4, 8, 16)] == [2, 4, 8, 16]
+
+
+def test_peak_counts_the_intervals_open_at_once():
+    """Against a count at every event time on random [start, end) intervals, some empty,
+    some never closed (a frame still held): an interval ending at t is closed at t."""
+    rng = np.random.default_rng(3)
+    assert _peak([]) == 0
+    for _ in range(300):
+        starts = rng.integers(0, 30, rng.integers(1, 25)).astype(float)
+        ends = starts + rng.integers(0, 9, len(starts))
+        ends[rng.random(len(starts)) < 0.1] = np.inf
+        times = np.unique(np.concatenate([starts, ends[np.isfinite(ends)]]))
+        want = max(int(((starts <= t) & (t < ends)).sum()) for t in times)
+        assert _peak(list(zip(starts, ends))) == want
 
 
 def test_bad_specs_name_the_field():
