@@ -85,3 +85,45 @@ def test_qonnx_im2col_mixes_the_images_of_a_batch():
     alone = [run(Im2Col.execute_node.original, x[i:i + 1]) for i in range(2)]
     assert not np.array_equal(run(Im2Col.execute_node.original, x), np.concatenate(alone))
     assert np.array_equal(run(Im2Col.execute_node, x), np.concatenate(alone))
+
+
+@pytest.mark.parametrize("kernel, stride, pad, dilation, shape", [
+    ([3, 3], [1, 1], [1, 1, 1, 1], [1, 1], (5, 6, 6, 3)),   # padded, the default conv
+    ([3, 3], [2, 2], [0, 1, 1, 0], [1, 1], (3, 7, 7, 2)),   # strided, uneven padding
+    ([2, 2], [1, 1], [0, 0, 0, 0], [2, 2], (4, 6, 5, 4)),   # dilated, not square
+    ([1, 3], [1, 1], [0, 1, 0, 1], [1, 1], (3, 1, 8, 5)),   # a 1D conv as (1, W)
+    ([1, 1], [1, 1], [0, 0, 0, 0], [1, 1], (2, 4, 4, 6)),   # pointwise
+])
+def test_the_batched_im2col_equals_qonnx_image_by_image(kernel, stride, pad, dilation, shape):
+    """Every window of every image of a batch as qonnx's Im2Col gives it for that image alone
+    (==), with padding (value 3), strides, dilation and a dummy height."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.general.im2col import Im2Col, compute_conv_output_dim
+    from qonnx.util.basic import qonnx_make_model
+
+    batch_safe_im2col()
+    n, h, w, c = shape
+    oh = compute_conv_output_dim(h, kernel[0], stride[0], pad[0] + pad[2], dilation[0])
+    ow = compute_conv_output_dim(w, kernel[1], stride[1], pad[1] + pad[3], dilation[1])
+    node = helper.make_node("Im2Col", ["x"], ["y"], domain="qonnx.custom_op.general", stride=stride,
+                            kernel_size=kernel, pad_amount=pad, pad_value=3, dilations=dilation,
+                            input_shape=f"(1,{h},{w},{c})")
+    graph = helper.make_graph([node], "im2col", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, h, w, c])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT,
+                                                             [n, oh, ow, kernel[0] * kernel[1] * c])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_tensor_datatype("x", DataType["UINT8"])
+    x = np.random.default_rng(5).integers(0, 256, shape).astype(np.float32)
+    op = Im2Col(node)
+
+    def run(execute, images):
+        context = {"x": images, "y": None}
+        execute(op, context, model.graph)
+        return context["y"]
+
+    alone = np.concatenate([run(Im2Col.execute_node.original, x[i:i + 1]) for i in range(n)])
+    batched = run(Im2Col.execute_node, x)
+    assert batched.shape == alone.shape == (n, oh, ow, kernel[0] * kernel[1] * c)
+    assert np.array_equal(batched, alone)

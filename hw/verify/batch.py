@@ -9,8 +9,9 @@ layers (`numInputVectors`, `BatchSize`); the layers' own execution code is uncha
 already computes over that axis, with one exception: qonnx's `Im2Col` (which FINN's
 ConvolutionInputGenerator also executes through) interleaves the images of a batch
 larger than one (its columns come out image-fastest and are read back image-slowest), so
-`batch_safe_im2col` makes it run image by image. `run_in_batches` feeds a graph slice by
-slice.
+`batch_safe_im2col` replaces its batch path with a gather of every window of every image
+(one indexing operation per node instead of one im2col per image: about half the time of
+a reference chain). `run_in_batches` feeds a graph slice by slice.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ BATCH_ATTRIBUTES = ("numInputVectors", "BatchSize")
 
 
 def batch_safe_im2col() -> None:
-    """Makes qonnx's Im2Col execute each image of a batch on its own (see the module
-    docstring); one image runs exactly as before. Idempotent; process-wide."""
+    """Makes qonnx's Im2Col correct on a batch of images (see the module docstring); one
+    image runs exactly as before, and a batch's first image is checked against qonnx's own
+    execution of it (== on every value) each time. Idempotent; process-wide."""
     from qonnx.custom_op.general.im2col import Im2Col
 
     if getattr(Im2Col.execute_node, "batch_safe", False):
@@ -32,20 +34,38 @@ def batch_safe_im2col() -> None:
 
     def execute_node(self, context, graph):
         node = self.onnx_node
-        x = context[node.input[0]]
+        x = context[node.input[0]]  # (N, H, W, C)
         if x.shape[0] == 1:
             return original(self, context, graph)
-        rows = []
-        for image in x:
-            one = dict(context)
-            one[node.input[0]] = image[None]
-            original(self, one, graph)
-            rows.append(one[node.output[0]])
-        context[node.output[0]] = np.concatenate(rows)
+        first = dict(context)
+        first[node.input[0]] = x[:1]
+        original(self, first, graph)  # qonnx's own checks, and the reference for image 0
+        out = _windows(x, self)
+        if not np.array_equal(out[:1], first[node.output[0]]):
+            raise AssertionError(f"{node.name or node.output[0]}: the batched Im2Col differs from qonnx's on "
+                                 "the batch's first image")
+        context[node.output[0]] = out
 
     execute_node.batch_safe = True
     execute_node.original = original
     Im2Col.execute_node = execute_node
+
+
+def _windows(x: np.ndarray, op) -> np.ndarray:
+    """(N, H, W, C) -> (N, OH, OW, kh * kw * C): every kernel window of every image, in
+    qonnx's Im2Col layout ((kh, kw, C) innermost), from the node's stride, padding
+    ([top, left, bottom, right]), pad value and dilation."""
+    kh, kw = op.get_nodeattr("kernel_size")
+    sh, sw = op.get_nodeattr("stride")
+    dh, dw = op.get_nodeattr("dilations")
+    top, left, bottom, right = op.get_nodeattr("pad_amount")
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=op.get_nodeattr("pad_value"))
+    n, h, w, c = padded.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    rows = (np.arange(oh) * sh)[:, None] + np.arange(kh) * dh  # (OH, kh)
+    cols = (np.arange(ow) * sw)[:, None] + np.arange(kw) * dw  # (OW, kw)
+    win = padded[:, rows[:, None, :, None], cols[None, :, None, :], :]  # (N, OH, OW, kh, kw, C)
+    return win.reshape(n, oh, ow, kh * kw * c)
 
 
 def batch_size(model) -> int:
