@@ -52,11 +52,12 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
         rtl, folder = rtls[s["name"]], ctx.out / "netlist" / s["name"]
         t0 = time.time()
         tb = stream_testbench(rtl.top, rtl.input.width, rtl.output.width)
-        binary, compiled = compile_netlists(TESTBENCH_TOP, tb, [netlists[s["name"]]], folder / "build")
+        binary, compiled, cxx = compile_netlists(TESTBENCH_TOP, tb, [netlists[s["name"]]], folder / "build",
+                                                 n * int(s["estimate"]["cycles_per_frame"]))
         t1 = time.time()
         passes = segment_passes(binary, rtl, folder, golden[s["name"]], int(s["estimate"]["cycles_per_frame"]),
                                 [("stalled", n, STALLED)])
-        return {"compiled": compiled, "compile_seconds": round(t1 - t0, 1),
+        return {"compiled": compiled, "cxx_optimization": cxx, "compile_seconds": round(t1 - t0, 1),
                 "simulate_seconds": round(time.time() - t1, 1), **passes}
 
     results = {}
@@ -75,7 +76,7 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
             r = results[name]["stalled"]
             log(f"  {name:15s} netlist: {r['mismatched_images']} of {r['images']} images differ with "
                 f"{STALLED[0]}/{STALLED[1]} % stalls ({results[name]['compile_seconds']:.0f} s compile"
-                f"{'' if results[name]['compiled'] else ', compiled before'}, "
+                f" {results[name]['cxx_optimization']}{'' if results[name]['compiled'] else ', compiled before'}, "
                 f"{results[name]['simulate_seconds']:.0f} s simulation)")
     design_doc = None
     design = read_design(ctx, rtl_doc)
@@ -86,10 +87,12 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
         first = next(iter(golden))
         pixels = golden_streams(ctx, manifest, [s for s in segments if s["name"] == first], m)[first]["in"]
         t0 = time.time()
-        binary, compiled = compile_netlists(DESIGN_TB, design.testbench(monitors=False),
-                                            [glue, *netlists.values()], ctx.out / "netlist" / "multi_exit" / "build")
         serial = sum(int(s["estimate"]["cycles_per_frame"]) for s in segments)
-        design_doc = {"compiled": compiled, "compile_seconds": round(time.time() - t0, 1)}
+        pace = int(rtl_doc["multi_exit"]["free_running"]["steady_cycles_per_image"])  # the rtl step's
+        binary, compiled, cxx = compile_netlists(DESIGN_TB, design.testbench(monitors=False),
+                                                 [glue, *netlists.values()],
+                                                 ctx.out / "netlist" / "multi_exit" / "build", m * pace)
+        design_doc = {"compiled": compiled, "cxx_optimization": cxx, "compile_seconds": round(time.time() - t0, 1)}
         design_doc.update(run_design_passes(design, binary, ctx.out / "netlist" / "multi_exit",
                                             pixels.reshape(-1, design.input.elems), expected,
                                             [("stalled", *STALLED)], SEED, 2 * m * serial + 1_000_000,
@@ -97,7 +100,7 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
         p = design_doc["stalled"]
         log(f"  whole design netlist (exit glue + {len(netlists)} segments): {p['mismatched_images']} of "
             f"{p['images']} images differ (class or exit index) with {STALLED[0]}/{STALLED[1]} % stalls "
-            f"({design_doc['compile_seconds']:.0f} s compile, {design_doc['simulate_seconds']:.0f} s simulation)")
+            f"({design_doc['compile_seconds']:.0f} s compile {cxx}, {design_doc['simulate_seconds']:.0f} s simulation)")
     mismatches = sum(r["stalled"]["mismatched_images"] for r in results.values())
     mismatches += design_doc["stalled"]["mismatched_images"] if design_doc else 0
     return {"images_per_segment": n, "stalls_percent": {"input": STALLED[0], "output": STALLED[1]},
