@@ -16,19 +16,23 @@ from hw.rtl.primitives import netlist_library
 from hw.rtl.tools import RtlToolError, verilate_cached
 
 FAST_BUILD = ("-CFLAGS", "-O0")
-FAST_RUN = ("-CFLAGS", "-O1")
-"""A netlist's C++ is large (one statement per cell). Without optimization it builds in
-about half the time; with -O1 it simulates about four times faster. Measured here on the
-default run's netlists: -O0 builds in about 2 s per MB of netlist plus 5 s and simulates
-about 10 s per MB per million cycles (stalled); -O1 adds about 1.2 times that build."""
+FAST_RUN = ("--output-split-cfuncs", "1000", "-CFLAGS", "-O1")
+"""A netlist's C++ is large (one statement per cell). Without optimization it builds
+fastest; with -O1 it simulates about three times faster, and split into functions of at
+most 1,000 statements its build stays moderate (unsplit, GCC's -O1 build of
+backbone_final took 225 s). Measured here on the default run's backbone_final netlist
+(15 MB) over 20 images with stalls (520,000 frame cycles): -O0 72 s build + 106 s
+simulation, FAST_RUN 113 s + 32 s."""
+
+FAST_RUN_CYCLES = 400_000
+"""Frame cycles (frames x cycles per frame) from which FAST_RUN pays: its extra build and
+the simulation it saves both grow with the netlist, so the break-even is a run length
+(about 290,000 cycles by the measurements above)."""
 
 
-def compile_flags(netlist_bytes: int, simulated_cycles: float) -> tuple[str, ...]:
-    """FAST_RUN when the -O1 build pays for itself over `simulated_cycles` (frames x cycles
-    per frame) of a netlist of `netlist_bytes`, else FAST_BUILD: by the measurements above,
-    when 7.5 s x MB x Mcycles saved exceed 2.4 s x MB + 6 s of extra build."""
-    mb, mcycles = netlist_bytes / 1e6, simulated_cycles / 1e6
-    return FAST_RUN if 7.5 * mb * mcycles > 2.4 * mb + 6 else FAST_BUILD
+def compile_flags(simulated_cycles: float) -> tuple[str, ...]:
+    """FAST_RUN for a run of at least FAST_RUN_CYCLES frame cycles, else FAST_BUILD."""
+    return FAST_RUN if simulated_cycles >= FAST_RUN_CYCLES else FAST_BUILD
 
 
 def compile_netlists(top: str, testbench: str, netlists: list[Path], build: Path,
@@ -41,6 +45,6 @@ def compile_netlists(top: str, testbench: str, netlists: list[Path], build: Path
         if not Path(path).is_file():
             raise RtlToolError(f"{path}: no netlist; rerun the synth step (it keeps each netlist)")
     library = netlist_library(build.parent / "netlist_models")
-    flags = compile_flags(sum(Path(p).stat().st_size for p in netlists), simulated_cycles)
+    flags = compile_flags(simulated_cycles)
     binary, compiled = verilate_cached(top, testbench, [*library, *netlists], build, flags=flags)
     return binary, compiled, flags[-1]
