@@ -10,7 +10,7 @@ import pytest
 
 from hw.rtl import patches
 
-LIBRARY_FILES = {"add_multi.sv": "mvu", "mvu_vvu_axi.sv": "mvu", "mvu.sv": "mvu", "vpc.sv": "dwc/hdl",
+LIBRARY_FILES = {"add_multi.sv": "mvu", "dwc_axi.sv": "dwc/hdl", "mvu_vvu_axi.sv": "mvu", "mvu.sv": "mvu", "vpc.sv": "dwc/hdl",
                  "thresholding.sv": "thresholding/hdl"}
 
 
