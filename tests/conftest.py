@@ -154,3 +154,17 @@ def tiny_run_copy(tiny_run, tmp_path) -> Path:
     dst = tmp_path / "run"
     shutil.copytree(tiny_run, dst)
     return dst
+
+
+def assert_same_words_and_cycles(finn_runs: list, patched_runs: list, expected, frames: int) -> None:
+    """A finn-rtllib file and its patched copy, simulated alike (`hw.rtl.stream.simulate`
+    runs in the same order): each run gives the expected words, and the patched copy ends
+    each of its `frames` frames at the very cycle FINN's does."""
+    import numpy as np
+
+    assert len(finn_runs) == len(patched_runs)
+    for theirs, mine in zip(finn_runs, patched_runs):
+        assert np.array_equal(theirs.codes, expected)
+        assert np.array_equal(mine.codes, expected)
+        assert len(mine.frame_end_cycles) == frames
+        assert np.array_equal(mine.frame_end_cycles, theirs.frame_end_cycles)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_same_words_and_cycles
 
 from hw.rtl import patches
 from hw.rtl.stream import simulate, stream_testbench, word_width
@@ -64,13 +65,8 @@ def test_the_patched_converter_streams_as_finns_at_the_same_cycles(ibits, obits,
     vectors = 24
     bits = rng.integers(0, 2, (vectors * lcm(ibits, obits) // ibits, ibits))  # (input words, IBITS)
     expected = bits.reshape(-1, obits)  # the same bits, OBITS to a word
-    finn_runs = _runs(tmp_path / "finn", False, ibits, obits, bits)
-    ours = _runs(tmp_path / "patched", True, ibits, obits, bits)
-    for theirs, mine in zip(finn_runs, ours):
-        assert np.array_equal(mine.codes, expected)
-        assert np.array_equal(theirs.codes, expected)
-        assert len(mine.frame_end_cycles) == vectors
-        assert np.array_equal(mine.frame_end_cycles, theirs.frame_end_cycles)
+    assert_same_words_and_cycles(_runs(tmp_path / "finn", False, ibits, obits, bits),
+                                 _runs(tmp_path / "patched", True, ibits, obits, bits), expected, vectors)
 
 
 def test_the_patched_converter_costs_a_fraction_of_the_luts(tmp_path):

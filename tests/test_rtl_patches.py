@@ -10,8 +10,8 @@ import pytest
 
 from hw.rtl import patches
 
-LIBRARY_FILES = {"add_multi.sv": "mvu", "dwc_axi.sv": "dwc/hdl", "mvu_vvu_axi.sv": "mvu", "mvu.sv": "mvu", "vpc.sv": "dwc/hdl",
-                 "thresholding.sv": "thresholding/hdl"}
+LIBRARY_FILES = {"add_multi.sv": "mvu", "dwc_axi.sv": "dwc/hdl", "memstream.sv": "memstream/hdl",
+                 "mvu_vvu_axi.sv": "mvu", "mvu.sv": "mvu", "vpc.sv": "dwc/hdl", "thresholding.sv": "thresholding/hdl"}
 
 
 def _library(name: str) -> Path:

@@ -1,10 +1,10 @@
 """Small, named fixes to copies of finn-rtllib 1.6.1 sources: constructs the open tools
 refuse (Verilator 5.48, yosys-slang), where the logic is unchanged; one functional bug
-(`mvu_output_queue_two_deeper`); and one resource fix that keeps every stream and cycle the
-same (`dwc_vector_of_least_common_multiple`). The installed package is
-never edited: `patch_library_file` is applied when the segment generator copies a file.
-Each patch checks that the text it replaces is there, so a finn-plus update that changes
-the file fails loudly instead of silently skipping the fix."""
+(`mvu_output_queue_two_deeper`); and resource fixes that keep every stream and cycle the
+same (`dwc_vector_of_least_common_multiple`, `memstream_output_shift_register_per_bit`).
+The installed package is never edited: `patch_library_file` is applied when the segment
+generator copies a file. Each patch checks that the text it replaces is there, so a
+finn-plus update that changes the file fails loudly instead of silently skipping the fix."""
 from __future__ import annotations
 
 from typing import Callable
@@ -119,6 +119,40 @@ def dwc_vector_of_least_common_multiple(text: str) -> str:
 
 
 PATCHES["dwc_axi.sv"] = [dwc_vector_of_least_common_multiple]
+
+
+def memstream_output_shift_register_per_bit(text: str) -> str:
+    """memstream.sv (each MVU's weight stream) keeps the words in flight in a shift register
+    of FULL_CREDIT - 1 words, read at a moving address: `data_t OSrl[FULL_CREDIT-1]` with
+    `ODat <= OSrl[OPtr]`, meant for SRL primitives (its SHREG_EXTRACT attribute). Yosys
+    finds no shift register in an unpacked array of words, so every word became flip-flops
+    and a 7:1 multiplexer per bit (head_0's 192-bit weight stream: 1,757 FF and 783 LUT).
+    Writes the same register as one shift register per bit (`Srl`, newest at bit 0, as
+    OSrl[0] is the newest word) read at the same address; with `bmux_to_shiftx.v` in the
+    synthesis script each bit is one SRL16E (192 LUTRAM, 413 FF, 15 LUT). The words out
+    and their cycles are the same (`tests/test_memstream_patch.py`)."""
+    text = _replace_once(text, "\t\t(* SHREG_EXTRACT = \"yes\" *)\n\t\tdata_t  OSrl[FULL_CREDIT-1];\n"
+                         "\t\tlogic [$clog2(FULL_CREDIT):0]  OPtr = -1;\n"
+                         "\t\talways_ff @(posedge clk) begin\n"
+                         "\t\t\tif(Rs3)  OSrl <= { Dat3, OSrl[0:FULL_CREDIT-3] };\n"
+                         "\t\tend\n",
+                         "\t\t// btsee patch: see hw/rtl/patches.py (memstream_output_shift_register_per_bit)\n"
+                         "\t\tlogic [$clog2(FULL_CREDIT):0]  OPtr = -1;\n"
+                         "\t\tdata_t  OSrlOut;\n"
+                         "\t\tfor(genvar  i = 0; i < WIDTH; i++) begin : genSrl\n"
+                         "\t\t\t(* SHREG_EXTRACT = \"yes\" *)\n"
+                         "\t\t\tlogic [FULL_CREDIT-2:0]  Srl;\n"
+                         "\t\t\talways_ff @(posedge clk) begin\n"
+                         "\t\t\t\tif(Rs3)  Srl <= { Srl[FULL_CREDIT-3:0], Dat3[i] };\n"
+                         "\t\t\tend\n"
+                         "\t\t\tassign\tOSrlOut[i] = Srl[OPtr[$left(OPtr)-1:0]];\n"
+                         "\t\tend : genSrl\n",
+                         "memstream_output_shift_register_per_bit")
+    return _replace_once(text, "\t\t\t\tODat <= OSrl[OPtr];\n", "\t\t\t\tODat <= OSrlOut;\n",
+                         "memstream_output_shift_register_per_bit")
+
+
+PATCHES["memstream.sv"] = [memstream_output_shift_register_per_bit]
 
 
 def mvu_watchdog_for_simulation_only(text: str) -> str:
