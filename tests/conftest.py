@@ -156,6 +156,13 @@ def tiny_run_copy(tiny_run, tmp_path) -> Path:
     return dst
 
 
+def finn_rtllib(*parts: str) -> Path:
+    """A file of the installed finn-plus's finn-rtllib (read only: patches go to copies)."""
+    import finn
+
+    return Path(finn.__file__).parent.joinpath("finn-rtllib", *parts)
+
+
 def assert_same_words_and_cycles(finn_runs: list, patched_runs: list, expected, frames: int) -> None:
     """A finn-rtllib file and its patched copy, simulated alike (`hw.rtl.stream.simulate`
     runs in the same order): each run gives the expected words, and the patched copy ends

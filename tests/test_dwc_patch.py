@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_same_words_and_cycles
+from conftest import assert_same_words_and_cycles, finn_rtllib
 
 from hw.rtl import patches
 from hw.rtl.stream import simulate, stream_testbench, word_width
@@ -21,18 +21,12 @@ PAIRS = [(112, 14), (4, 24), (16, 36)]
 fractional ratio (the generator splits those, dwc_axi takes them too)."""
 
 
-def _library(name: str) -> Path:
-    import finn
-
-    return Path(finn.__file__).parent / "finn-rtllib" / "dwc" / "hdl" / name
-
-
 def _sources(folder: Path, patched: bool, ibits: int, obits: int) -> list[Path]:
     """The wrapper with the stream testbench's ports, dwc_axi.sv (FINN's or patched) and vpc.sv."""
     folder.mkdir(parents=True, exist_ok=True)
-    dwc = _library("dwc_axi.sv").read_text()
+    dwc = finn_rtllib("dwc", "hdl", "dwc_axi.sv").read_text()
     (folder / "dwc_axi.sv").write_text(patches.patch_library_file("dwc_axi.sv", dwc) if patched else dwc)
-    (folder / "vpc.sv").write_text(patches.patch_library_file("vpc.sv", _library("vpc.sv").read_text()))
+    (folder / "vpc.sv").write_text(patches.patch_library_file("vpc.sv", finn_rtllib("dwc", "hdl", "vpc.sv").read_text()))
     iw, ow = word_width(ibits, 1), word_width(obits, 1)
     (folder / "dwc_dut.sv").write_text(f"""module dwc_dut(input logic ap_clk, ap_rst_n,
   input logic [{iw - 1}:0] in0_V_TDATA, input logic in0_V_TVALID, output logic in0_V_TREADY,

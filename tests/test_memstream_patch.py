@@ -8,19 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import assert_same_words_and_cycles
+from conftest import assert_same_words_and_cycles, finn_rtllib
 
 from hw.rtl import patches
 from hw.rtl.stream import simulate, stream_testbench, word_width
 from hw.rtl.tools import verilate
 
 DEPTH, WIDTH = 12, 20
-
-
-def _library() -> Path:
-    import finn
-
-    return Path(finn.__file__).parent / "finn-rtllib" / "memstream" / "hdl" / "memstream.sv"
 
 
 def _weights() -> np.ndarray:
@@ -31,7 +25,7 @@ def _sources(folder: Path, patched: bool) -> list[Path]:
     """memstream.sv (FINN's or patched), its weights, and a wrapper with the stream
     testbench's ports (input taken and ignored, output the weight stream)."""
     folder.mkdir(parents=True, exist_ok=True)
-    text = _library().read_text()
+    text = finn_rtllib("memstream", "hdl", "memstream.sv").read_text()
     (folder / "memstream.sv").write_text(patches.patch_library_file("memstream.sv", text) if patched else text)
     values = _weights() @ (1 << np.arange(WIDTH))  # (DEPTH,)
     (folder / "weights.dat").write_text("".join(f"{v:x}\n" for v in values))

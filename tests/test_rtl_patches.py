@@ -7,6 +7,7 @@ import difflib
 from pathlib import Path
 
 import pytest
+from conftest import finn_rtllib
 
 from hw.rtl import patches
 
@@ -15,9 +16,7 @@ LIBRARY_FILES = {"add_multi.sv": "mvu", "dwc_axi.sv": "dwc/hdl", "memstream.sv":
 
 
 def _library(name: str) -> Path:
-    import finn
-
-    return Path(finn.__file__).parent / "finn-rtllib" / LIBRARY_FILES[name] / name
+    return finn_rtllib(LIBRARY_FILES[name], name)
 
 
 def _changed_lines(before: str, after: str) -> list[str]:
