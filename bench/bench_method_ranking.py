@@ -59,6 +59,7 @@ def sweep(name: str, config: str, reuse: str | None, point_sets: list[list[str]]
     path = folder / "ranking.yaml"
     atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
     t0 = time.time()
+    print(f"bench_method_ranking: {name}: the exit sweep of {config} in {folder}", flush=True)
     subprocess.run([sys.executable, "-m", "btsee.cli", "sweep", str(path), "--out", str(folder), "--device", "cpu"],
                    cwd=ROOT, check=True)
     summary = json.loads((folder / "sweep" / "summary.json").read_text())

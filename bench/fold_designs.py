@@ -74,6 +74,8 @@ class DesignBuilder:
                                               d["finn_cycles"], d["seconds"])
             return self.segments[key]
         t = time.time()
+        print(f"  segment {name}: FINN build, RTL and Yosys of {dict(sorted(option.config.items()))} "
+              f"({option.cycles:,} cycles/frame)", flush=True)
         h = self.ctx.config.hardware
         board = load_board(h.board)
         seg = next(s for s in self.manifest["segments"] if s["name"] == name)
@@ -134,6 +136,8 @@ class DesignBuilder:
         if (folder / "row.json").is_file():  # measured by an earlier run of the bench
             self.designs[key] = json.loads((folder / "row.json").read_text())
             return self.designs[key]
+        print(f"  design {key}: exits {list(design.exits_built)}, modelled {design.fps:,.0f} images/s; glue "
+              f"synthesis and RTL simulation of {images} images", flush=True)
         chain = []  # [(backbone, its head or None)]: a stage's head follows its last segment
         for bbs, head in topo.stages():
             for i, b in enumerate(bbs):
