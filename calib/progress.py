@@ -3,12 +3,17 @@
 On a terminal, a tqdm bar. Where no terminal shows a bar (output piped to a file, CI logs)
 tqdm's bars would vanish (`disable=None`) or fill the log with carriage returns, so the
 same calls print a plain line instead, at most every LINE_INTERVAL seconds and once at the
-end: `desc: 3/7 segment (41 s)`. No tqdm needed off a terminal (the board has none).
+end: `desc: 3/7 segment (41 s)`. A line also comes every LINE_INTERVAL seconds while nothing
+completes (one simulation or synthesis can take minutes): a ticker thread repeats the
+count with the time elapsed, so a piped log never goes quiet for longer than that. No tqdm
+needed off a terminal (the board has none).
 """
 from __future__ import annotations
 
 import sys
+import threading
 import time
+import weakref
 from typing import Iterable, Iterator, TextIO
 
 LINE_INTERVAL = 30.0
@@ -31,12 +36,17 @@ class ProgressLines:
         self.postfix = ""
         self.start = self.last = time.monotonic()
         self.closed = False
+        self._stop = threading.Event()
+        if 0 < interval < float("inf"):  # interval 0 prints at every update anyway
+            threading.Thread(target=_tick, args=(weakref.ref(self), self._stop, interval), daemon=True).start()
 
     def __iter__(self) -> Iterator:
-        for item in self.iterable or ():
-            yield item
-            self.update()
-        self.close()
+        try:
+            for item in self.iterable or ():
+                yield item
+                self.update()
+        finally:  # also when the loop is left early: the ticker stops
+            self.close()
 
     def __enter__(self) -> "ProgressLines":
         return self
@@ -57,6 +67,7 @@ class ProgressLines:
     def close(self) -> None:
         if not self.closed:
             self.closed = True
+            self._stop.set()
             if time.monotonic() - self.start >= self.interval:  # short work needs no line
                 self._line()
 
@@ -65,6 +76,20 @@ class ProgressLines:
         extra = f", {self.postfix}" if self.postfix else ""
         print(f"  {self.desc}: {self.n:,}{of} {self.unit} ({time.monotonic() - self.start:.0f} s{extra})",
               file=self.file, flush=True)
+
+
+def _tick(ref: "weakref.ref[ProgressLines]", stop: threading.Event, interval: float) -> None:
+    """The ticker: while the bar is open (and alive), prints its line whenever `interval`
+    seconds have passed without one."""
+    while not stop.wait(min(interval, 1.0)):
+        bar = ref()
+        if bar is None or bar.closed:
+            return
+        now = time.monotonic()
+        if now - bar.last >= interval:
+            bar.last = now
+            bar._line()
+        del bar
 
 
 def progress(iterable: Iterable | None = None, **options):

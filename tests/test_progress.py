@@ -31,3 +31,33 @@ def test_progress_chooses_lines_off_a_terminal_and_nothing_when_disabled(capsys)
     assert isinstance(bar, ProgressLines) and list(bar) == [0, 1]
     silent = progress(range(2), desc="z", disable=True)
     assert list(silent) == [0, 1] and silent.interval == float("inf") and "z:" not in capsys.readouterr().err
+
+
+def test_a_line_comes_every_interval_while_nothing_completes_and_stops_at_close():
+    """One simulation or synthesis can take minutes: the ticker repeats the count meanwhile."""
+    import time
+
+    out = io.StringIO()
+    bar = ProgressLines(total=2, desc="synth", unit="design", file=out, interval=0.2)
+    time.sleep(0.75)
+    waiting = out.getvalue().splitlines()
+    assert len(waiting) >= 2 and all(line.startswith("  synth: 0/2 design (") for line in waiting), waiting
+    bar.update(2)
+    bar.close()
+    closed = out.getvalue()
+    time.sleep(0.5)
+    assert out.getvalue() == closed  # no line after close
+    assert closed.splitlines()[-1].startswith("  synth: 2/2 design (")
+
+
+def test_a_loop_left_early_stops_the_ticker():
+    import time
+
+    out = io.StringIO()
+    for i in ProgressLines(range(10), desc="x", file=out, interval=0.2):
+        if i == 1:
+            break
+    time.sleep(0.1)  # the abandoned generator is closed when the loop drops it
+    before = out.getvalue()
+    time.sleep(0.5)
+    assert out.getvalue() == before
