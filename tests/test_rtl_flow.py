@@ -218,7 +218,7 @@ def test_the_finn_reference_leaves_out_paths_in_our_blocks(tmp_path):
     """A segment whose deepest path starts or ends inside a block of ours (an MVU's input
     queue, a max pool, a column max) does not set FINN's reference."""
     from btsee.steps.timing_depth import block_jobs, timing_depth
-    from hw.rtl.block_depth import block_depth
+    from hw.rtl.block_depth import block_depths_of
 
     def path(levels: int, start: str, end: str) -> dict:
         return {"levels": levels, "path": ["LUT6"] * levels, "lut": levels, "carry4": 0, "muxf": 0,
@@ -227,7 +227,7 @@ def test_the_finn_reference_leaves_out_paths_in_our_blocks(tmp_path):
     segments = {"a": path(20, "a__MVAU_rtl_0_fifo_i.count", "a__MVAU_rtl_0_i.inst.x"),
                 "b": path(9, "b__MVAU_rtl_0_i.inst.core.acc", "b__Thresholding_rtl_0_i.y"),
                 "c": path(15, "c__ColumnMax_rtl_0_i.impl.stored", "c__ColumnMax_rtl_0_i.impl.ahead")}
-    blocks = [block_depth(*job) for job in block_jobs([], tmp_path)]  # no design sources: the shell's axis_last
+    blocks = block_depths_of(block_jobs([]), tmp_path)  # no design sources: the shell's axis_last
     doc = timing_depth(segments, None, blocks)
     assert doc["finn_reference"]["segment"] == "b" and doc["finn_reference"]["levels"] == 9
     assert doc["segments"]["a"]["ends_in_our_block"] and not doc["segments"]["b"]["ends_in_our_block"]

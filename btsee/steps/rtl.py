@@ -44,12 +44,13 @@ from hw.rtl.tools import sources_digest
 STALLED = (25, 35)
 """(input, output) stall probability in % of the checked simulation: the input withholds
 its next word, the output lowers TREADY, at random each cycle."""
-FREE_RUN_IMAGES = 100
-"""Images of a segment's free-running simulation that measures its cycles per frame."""
-SEGMENT_STALLED_IMAGES = 100
+FREE_RUN_IMAGES = 40
+"""Images of a segment's free-running simulation that measures its cycles per frame (a
+segment's pace is steady after its first frames; the whole design runs every image)."""
+SEGMENT_STALLED_IMAGES = 50
 """Images of a segment's own simulation with stalls: it isolates a fault to one segment; the
-whole design, which covers every image, is the check (`make demo`'s budget: 250 cost 25 s
-more)."""
+whole design, which covers every image, is the check (`make demo`'s budget: 100 free-running
+and 100 stalled per segment cost about 25 s more)."""
 DESIGN_STALLED_IMAGES = 250
 """Images of the whole design's run with stalls: the first of the `hardware.rtl_images` it
 runs free-running (all of them: the cycles and the exits taken). Stalls test the handshakes,
@@ -286,7 +287,7 @@ def read_rtl(ctx: Context) -> tuple[dict, dict]:
 def step_synth(ctx: Context) -> Context:
     """Each segment of the `rtl` step synthesized by Yosys for xc7; resources from synthesis."""
     from btsee.steps.timing_depth import block_jobs
-    from hw.rtl.block_depth import block_depth
+    from hw.rtl.block_depth import block_depths_of
     from hw.rtl.synth import RESOURCE_KEYS
     from hw.rtl.tools import yosys_version
 
@@ -299,24 +300,22 @@ def step_synth(ctx: Context) -> Context:
     # the largest first (the fold step's modelled LUTs), so the last job to start is a short one
     by_size = sorted(rtls, key=lambda n: modelled.get(n, {}).get("LUT_modelled", 0), reverse=True)
     sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
-    blocks = block_jobs([p for p in sources if p.suffix in (".sv", ".v")], ctx.out / "synth" / "blocks")
+    blocks = block_jobs([p for p in sources if p.suffix in (".sv", ".v")])
     with ThreadPoolExecutor(WORKERS) as pool, \
-            progress(total=len(rtls) + (design is not None) + len(blocks), desc="synth", unit="design",
+            progress(total=len(rtls) + (design is not None) + 1, desc="synth", unit="design",
                  leave=False) as bar:
         futures = {name: pool.submit(_timed_synthesis, rtls[name], ctx.out / "synth" / name) for name in by_size}
         if design is not None:
             glue_job = pool.submit(glue_resources, ctx, design, [r.top for r in rtls.values()])
-        # our blocks alone (timing depth), small jobs that fill the second worker while the largest segment runs
-        block_futures = [pool.submit(block_depth, *job) for job in blocks]
+        # our blocks (timing depth), one Yosys run beside the largest segment's
+        blocks_job = pool.submit(block_depths_of, blocks, ctx.out / "synth" / "blocks")
         for name in rtls:  # results and log lines in segment order
             results[name] = futures[name].result()
             bar.update()
         glue = glue_job.result() if design is not None else None
         bar.update(design is not None)
-        block_results = []
-        for fut in block_futures:
-            block_results.append(fut.result())
-            bar.update()
+        block_results = blocks_job.result()
+        bar.update()
     dataflow = {s["name"]: s for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"]}
     totals = dict.fromkeys(RESOURCE_KEYS, 0)
     per_segment = {}
@@ -378,7 +377,7 @@ def step_synth(ctx: Context) -> Context:
 
 def _timing_depth(ctx: Context, results: dict, glue: dict | None, blocks: list[dict]) -> dict:
     """report.json `timing_depth` (`btsee.steps.timing_depth`) from the segments' and the
-    glue's synthesis and our blocks' `block_depth` results, logged."""
+    glue's synthesis and our blocks' `block_depths_of` results, logged."""
     from btsee.steps.timing_depth import log_lines, timing_depth
 
     doc = timing_depth({n: r["depth"] for n, r in results.items()}, glue["depth"] if glue else None, blocks)

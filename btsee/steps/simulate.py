@@ -157,6 +157,16 @@ def simulate_run(ctx: Context) -> dict:
             "brevitas_agreement": agreement, "bit_exact": bit_exact}
 
 
+def chain_check(ctx: Context, images: int | None) -> dict:
+    """`chain` (golden = qonnx = FINN) on the first `images` test images of the run, or on
+    all of them (None): what `make bench` runs beyond the demo's `hardware.chain_images`."""
+    cascade, _ = load_golden(ctx.out)
+    pixels = load_splits(ctx).test.images
+    pixels = pixels[:len(pixels) if images is None else images]  # (n, C, H, W) uint8
+    deployed = cascade.run(pixels)
+    return chain(ctx, pixels, cascade.segment_outputs(pixels), deployed.classes, deployed.exit_index, cascade)
+
+
 def step_simulate(ctx: Context) -> Context:
     """The golden simulator on the test split (accuracy and MAC fraction against the
     evaluate step's), against Brevitas on every test image, and the chain golden = qonnx =

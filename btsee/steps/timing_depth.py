@@ -1,6 +1,7 @@
 """Timing depth without Vivado, in the `synth` step: the deepest register-to-register path
 of every segment and of the exit glue (from their mapped netlists), and of every block of
-ours as the design instantiates it (synthesized alone), in cells (`hw.rtl.depth`).
+ours as the design instantiates it (each a module of its own, all in one Yosys run), in
+cells (`hw.rtl.depth`).
 
 The reference is finn-rtllib's own layers, which FINN closes at 100 MHz on these parts:
 the deepest path of a segment whose two ends lie outside our blocks. No block of ours may
@@ -29,17 +30,16 @@ def _path(d: dict) -> dict:
     return {k: d[k] for k in ("levels", "path", "lut", "carry4", "muxf", "carry_chain", "from", "to")}
 
 
-def block_jobs(sources: list[Path], out_dir: Path) -> list[tuple[str, str, Path]]:
-    """The `block_depth` calls (module, parameters, folder) that `timing_depth` needs: every
-    distinct instance of our blocks in `sources`, and SHELL_BLOCKS, each in its own folder
-    under out_dir. The synth step runs them beside the segments' synthesis."""
-    jobs = list(our_instances(sources)) + [(m, "") for m in SHELL_BLOCKS]
-    return [(m, p, out_dir / f"{m}_{i}") for i, (m, p) in enumerate(jobs)]
+def block_jobs(sources: list[Path]) -> list[tuple[str, str]]:
+    """The blocks (module, parameters) whose depth `timing_depth` needs: every distinct
+    instance of our blocks in `sources`, and SHELL_BLOCKS. The synth step synthesizes them
+    in one Yosys run (`hw.rtl.block_depth.block_depths_of`) beside the segments."""
+    return list(our_instances(sources)) + [(m, "") for m in SHELL_BLOCKS]
 
 
 def timing_depth(segments: dict[str, dict], glue: dict | None, results: list[dict]) -> dict:
     """report.json `timing_depth` from the segments' depths ({name: parse_ltp dict}), the
-    exit glue's (or None) and the `block_depth` results of `block_jobs`: per segment, per
+    exit glue's (or None) and the `block_depths_of` results of `block_jobs`: per segment, per
     block (its deepest instance), the FINN reference and the blocks deeper than it."""
     finn = {n: d for n, d in segments.items() if not (_ours(d["from"]) or _ours(d["to"]))}
     reference = max(finn.items(), key=lambda kv: kv[1]["levels"]) if finn else None

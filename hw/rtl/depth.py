@@ -10,8 +10,8 @@ so paths through one are counted from or to the RAM. Levels are cell counts, not
 (there is no place and route here): a guide to compare designs and to find deep logic.
 
 `our_instances` lists the instances of our blocks (`btsee_*`, `OUR_BLOCKS`) in generated
-sources with their parameters; `hw.rtl.block_depth` synthesizes each alone and reports its
-depth and resources.
+sources with their parameters; `hw.rtl.block_depth` synthesizes each as a module of its
+own and reports its depth and resources.
 """
 from __future__ import annotations
 
@@ -43,15 +43,17 @@ SEQUENTIAL_CELLS: tuple[str, ...] = (
 LTP_FILE = "ltp.txt"
 
 
-def ltp_script(boundaries: tuple[str, ...] = ()) -> str:
-    """Yosys commands, after synth_xilinx (flattened): the deepest path into ltp.txt, `ltp`'s
+def ltp_script(boundaries: tuple[str, ...] = (), module: str | None = None, out: str = LTP_FILE) -> str:
+    """Yosys commands, after synth_xilinx (flattened): the deepest path into `out`, `ltp`'s
     listing (bit by bit, each step `via` a cell) followed by the RTLIL dump of the path's
     cells, which gives each cell's type. Paths end at SEQUENTIAL_CELLS, the clock buffer and
-    the cells of type `boundaries` (black boxes, such as the segments in the exit glue)."""
-    selection = "* " + " ".join(f"t:{c} %d" for c in (*SEQUENTIAL_CELLS, "BUFG", *boundaries))
-    return (f"tee -q -o {LTP_FILE} ltp -noff {selection}\n"
+    the cells of type `boundaries` (black boxes, such as the segments in the exit glue).
+    With `module`, only that module of a design of several is searched."""
+    selection = f"{module + '/' if module else ''}* " + " ".join(
+        f"t:{c} %d" for c in (*SEQUENTIAL_CELLS, "BUFG", *boundaries))
+    return (f"tee -q -o {out} ltp -noff {selection}\n"
             f"ltp -noff -select {selection}\n"
-            f"tee -q -a {LTP_FILE} dump\n"
+            f"tee -q -a {out} dump\n"
             "select -clear\n")
 
 

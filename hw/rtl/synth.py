@@ -56,13 +56,16 @@ def resources_from_cells(cells: dict[str, int], where: str) -> dict[str, int]:
     return out
 
 
+READ_SLANG = "read_slang -j 1 -D SYNTHESIS --ignore-assertions --allow-use-before-declare"
+"""How every synthesis of ours reads SystemVerilog (yosys-slang)."""
+
+
 def synthesis_commands(top: str, read_args: str, out_dir: Path) -> str:
     """The Yosys commands every synthesis of ours starts with: yosys-slang reads
     `read_args` (options and files) with top `top`, our techmap rule (copied into out_dir)
     rewrites its variable-index reads, and synth_xilinx maps the flattened design."""
     shutil.copyfile(BMUX_TO_SHIFTX, Path(out_dir) / BMUX_TO_SHIFTX.name)
-    return (f"read_slang -j 1 -D SYNTHESIS --ignore-assertions --allow-use-before-declare --top {top} "
-            f"{read_args}\n"
+    return (f"{READ_SLANG} --top {top} {read_args}\n"
             f"techmap -map {BMUX_TO_SHIFTX.name}\n"
             f"synth_xilinx -family {FAMILY} -noiopad -flatten -top {top}\n")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw.rtl.block_depth import block_depth, block_depths, deepest_per_module, summary
+from hw.rtl.block_depth import block_depth, block_depths, block_depths_of, deepest_per_module, summary
 from hw.rtl.depth import (OUR_BLOCKS, SEQUENTIAL_CELLS, DepthError, our_instances, parameter_overrides, parse_ltp,
                           read_ltp)
 
@@ -187,3 +187,37 @@ def test_glue_blocks_with_default_parameters(tmp_path):
         print(summary(r), r["resources"])
         assert r["levels"] >= 1 and r["resources"]["DSP"] == 0, summary(r)
     assert set(deepest_per_module(results)) == set(glue)
+
+
+def test_one_run_for_all_blocks_gives_each_block_alone_its_levels(tmp_path):
+    """block_depths_of synthesizes the blocks together, each a module of its own: the
+    levels, FFs, block RAMs and DSPs of four blocks as the default design instantiates them
+    equal those of each block synthesized alone as the top level, and their LUTs are within
+    3 % (ABC's mapping moves a little with the names around it)."""
+    import json
+
+    from hw.rtl.depth import LTP_FILE, LTP_SCRIPT
+    from hw.rtl.synth import resources_from_cells, synthesis_commands
+    from hw.rtl.tools import yosys
+
+    jobs = [("btsee_queue", "#(.WIDTH(8),.DEPTH(576))"),
+            ("btsee_column_max", '#(.PE(4),.BITS(4),.ROWS(30),.WORDS(120),.SIGNED(0),.RAM_STYLE("block"))'),
+            ("btsee_exit_buffer", "#(.WIDTH(8),.BITS(4),.FRAME(9216),.DEPTH(73728),.DECISION_WIDTH(24),.EXIT_BIT(4))"),
+            ("btsee_axis_last", "")]
+    together = block_depths_of(jobs, tmp_path / "together")
+    for (module, params), r in zip(jobs, together):
+        alone = tmp_path / f"alone_{module}"
+        alone.mkdir()
+        source = OUR_BLOCKS[module]
+        (alone / source.name).write_text(source.read_text())
+        overrides = "".join(f" -G {n}={v}" for n, v in parameter_overrides(params))
+        (alone / "a.ys").write_text(synthesis_commands(module, f"{overrides} {source.name}".strip(), alone)
+                                    + "tee -q -o stat.json stat -json\n" + LTP_SCRIPT)
+        yosys(alone / "a.ys", alone, alone / "yosys.log", source)
+        depth = read_ltp(alone / LTP_FILE)
+        cells = {k: int(v) for k, v in json.loads((alone / "stat.json").read_text())["design"]
+                 ["num_cells_by_type"].items()}
+        assert (r["module"], r["levels"]) == (module, depth["levels"]), (summary(r), summary(depth))
+        ref = resources_from_cells(cells, "alone")
+        assert all(r["resources"][k] == ref[k] for k in ("FF", "BRAM18", "DSP")), (module, r["resources"], ref)
+        assert abs(r["resources"]["LUT"] - ref["LUT"]) <= 0.03 * ref["LUT"] + 1, (module, r["resources"], ref)
