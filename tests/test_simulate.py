@@ -330,3 +330,17 @@ def test_golden_cascade_equals_a_per_image_reference(tiny_run):
             want = (row.index(max(row)), len(cascade.heads))
         assert (int(deployed.classes[n]), int(deployed.exit_index[n])) == want, n
     assert 0 < (deployed.exit_index < len(cascade.heads)).sum() < len(pixels)
+
+
+def test_the_bench_chain_check_runs_the_images_it_is_given(tiny_run):
+    """`chain_check` (make bench's golden = qonnx = FINN beyond the demo's chain_images): on
+    the first images it is given, or on all of them, with the simulate step's keys."""
+    from btsee.flow import Context
+    from btsee.steps.simulate import chain_check
+
+    ctx = Context(load_config(tiny_run / "config.json"), tiny_run, env=None)
+    few = chain_check(ctx, 6)
+    assert few["images"] == few["golden_vs_finn"]["images"] == few["golden_vs_qonnx"]["images"] == 6
+    assert few["mismatches"] == 0
+    every = chain_check(ctx, None)
+    assert every["golden_vs_finn"]["images"] == len(split_pixels(tiny_run)[0]) and every["mismatches"] == 0
