@@ -22,6 +22,7 @@ from pathlib import Path
 
 from btsee.config import Config, ConfigError, load_config
 from calib.errors import BtseeError
+from calib.progress import note_output
 
 DEBUG_VARIABLE = "BTSEE_DEBUG"
 EXIT_TOOL_MISSING = 3
@@ -96,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2 if config else 1
 
 
+def _shown(message: str) -> None:
+    """The flow's log: a line on stdout, noted so that the step heartbeat stays quiet."""
+    print(message, flush=True)
+    note_output()
+
+
 def _run_command(args: argparse.Namespace) -> int:
     if args.command == "steps":
         from btsee.steps import STEPS
@@ -131,7 +138,7 @@ def _run_command(args: argparse.Namespace) -> int:
     else:  # before training starts: a step that cannot apply to this config says so now
         check_applicable(select(STEPS, args.start, args.stop), cfg)
     env = init_distributed(args.device)
-    log = (lambda msg: print(msg, flush=True)) if env.is_main else (lambda _msg: None)
+    log = _shown if env.is_main else (lambda _msg: None)
     ctx = Context(config=cfg, out=args.out.resolve(), env=env, resume=getattr(args, "resume", False),
                   log=log)
     if args.command == "sweep":

@@ -18,6 +18,7 @@ from typing import Callable
 from btsee.config import Config, ConfigError
 from btsee.report import read_report
 from calib.atomic import atomic_write_json
+from calib.progress import heartbeat
 from calib.errors import BtseeError
 from calib.schema import read_json_file, sha256_of
 from qat.distributed import DistEnv, barrier
@@ -158,7 +159,8 @@ def run_steps(steps: list[Step], ctx: Context, start: str | None = None, stop: s
             ctx.fingerprint = fingerprint(step, ctx)  # a missing input is refused here
             for rel in step.inputs if check_input else ():
                 check_input(ctx, rel)
-            ctx = step.run(ctx)
+            with heartbeat(f"[{step.name}]", enabled=ctx.env.is_main):
+                ctx = step.run(ctx)
         barrier(ctx.env)
         if ctx.env.is_main:
             missing = [o for o in step.outputs if not (ctx.out / o).exists()]

@@ -19,6 +19,14 @@ from typing import Iterable, Iterator, TextIO
 LINE_INTERVAL = 30.0
 """Seconds between two progress lines where there is no terminal."""
 
+_last_line = [time.monotonic()]
+"""When a line was last shown (a progress line, or a log line through `note_output`)."""
+
+
+def note_output() -> None:
+    """Records that a line was just shown: a `heartbeat` stays quiet for LINE_INTERVAL."""
+    _last_line[0] = time.monotonic()
+
 
 class ProgressLines:
     """The subset of tqdm's interface the project uses (iterate, update, close, context
@@ -72,6 +80,7 @@ class ProgressLines:
                 self._line()
 
     def _line(self) -> None:
+        note_output()
         of = f"/{self.total:,}" if self.total is not None else ""
         extra = f", {self.postfix}" if self.postfix else ""
         print(f"  {self.desc}: {self.n:,}{of} {self.unit} ({time.monotonic() - self.start:.0f} s{extra})",
@@ -90,6 +99,35 @@ def _tick(ref: "weakref.ref[ProgressLines]", stop: threading.Event, interval: fl
             bar.last = now
             bar._line()
         del bar
+
+
+class heartbeat:
+    """Context manager: off a terminal, while its block runs, prints `desc: still running
+    (N s)` whenever no line has been shown for `interval` seconds (no progress line, no log
+    line through `note_output`), so work that reports nothing for minutes still shows in a
+    piped log. On a terminal, or when not `enabled`, it prints nothing."""
+
+    def __init__(self, desc: str, interval: float = LINE_INTERVAL, file: TextIO | None = None,
+                 enabled: bool = True) -> None:
+        self.desc, self.interval, self.file = desc, interval, file or sys.stderr
+        self.enabled = enabled and not self.file.isatty()
+        self._stop = threading.Event()
+
+    def __enter__(self) -> "heartbeat":
+        if self.enabled:
+            self.start = time.monotonic()
+            threading.Thread(target=self._beat, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(min(self.interval, 1.0)):
+            if time.monotonic() - _last_line[0] >= self.interval:
+                note_output()
+                print(f"  {self.desc}: still running ({time.monotonic() - self.start:.0f} s)", file=self.file,
+                      flush=True)
 
 
 def progress(iterable: Iterable | None = None, **options):

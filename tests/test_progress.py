@@ -61,3 +61,29 @@ def test_a_loop_left_early_stops_the_ticker():
     before = out.getvalue()
     time.sleep(0.5)
     assert out.getvalue() == before
+
+
+def test_the_step_heartbeat_speaks_only_after_a_quiet_interval():
+    """A step that shows nothing gets `[step]: still running (N s)` lines; a logged line
+    (note_output) or a progress line keeps it quiet for an interval; none after the step."""
+    import time
+
+    from calib.progress import heartbeat, note_output
+
+    out = io.StringIO()
+    with heartbeat("[exits]", interval=0.5, file=out):
+        time.sleep(1.6)
+        note_output()
+        quiet_start = len(out.getvalue().splitlines())
+        for _ in range(10):  # a log line every 0.05 s: no heartbeat meanwhile
+            time.sleep(0.05)
+            note_output()
+        assert len(out.getvalue().splitlines()) == quiet_start
+    lines = out.getvalue().splitlines()
+    assert quiet_start >= 2 and all(line.startswith("  [exits]: still running (") for line in lines), lines
+    time.sleep(0.5)
+    assert out.getvalue().splitlines() == lines  # stopped with the block
+    off = io.StringIO()
+    with heartbeat("[x]", interval=0.1, file=off, enabled=False):
+        time.sleep(0.3)
+    assert off.getvalue() == ""
