@@ -45,7 +45,10 @@ def training_curves(history: list[dict], path: Path) -> Path:
     a.set_xlabel("epoch")
     a.set_ylabel("training loss")
     b.plot(epochs, [h["train_accuracy"] for h in history], marker="o", label="train")
-    b.plot(epochs, [h["val_accuracy"] for h in history], marker="o", label="validation")
+    from qat.train import VAL_MONITOR_IMAGES
+
+    b.plot(epochs, [h["val_accuracy"] for h in history], marker="o",
+           label=f"validation (first {VAL_MONITOR_IMAGES:,})")
     b.set_xlabel("epoch")
     b.set_ylabel("accuracy")
     b.legend()

@@ -22,7 +22,10 @@ synth/<segment>/yosys.log); a failure is one line naming the tool, the file and 
 """
 from __future__ import annotations
 
+import os
 import shutil
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -51,11 +54,15 @@ SEGMENT_STALLED_IMAGES = 50
 """Images of a segment's own simulation with stalls: it isolates a fault to one segment; the
 whole design, which covers every image, is the check (`make demo`'s budget: 100 free-running
 and 100 stalled per segment cost about 25 s more)."""
-DESIGN_STALLED_IMAGES = 250
+DESIGN_STALLED_IMAGES = 100
 """Images of the whole design's run with stalls: the first of the `hardware.rtl_images` it
 runs free-running (all of them: the cycles and the exits taken). Stalls test the handshakes,
-which a few hundred images of every exit exercise; `make demo` has no time for 1,000 more."""
+and on the default run every exit takes at least one of the first 100; `make demo` has no
+time for 1,000 more, and 250 cost about 15 s more."""
 SEED = 7
+SEGMENT_NICENESS = 10
+"""The nice value of the segments' jobs while the whole design runs (`_yield_to_the_design`)."""
+_PRIORITY = threading.local()
 WORKERS = 2
 """Segments compiled and simulated (or synthesized) at once: the tools are single-threaded."""
 
@@ -108,8 +115,25 @@ HANG_FACTOR = 20
 word) per image is stuck: it stops with an error instead of running on."""
 
 
-def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int) -> dict:
-    """Compiles (if needed) and simulates one segment twice; the comparison with golden."""
+def _yield_to_the_design() -> None:
+    """Lowers the calling worker thread's scheduling priority once (Linux: a thread's nice
+    value, inherited by the compiler and simulator it starts). The whole design's compile and
+    simulation are the rtl step's longest chain; the segments' jobs then fill the cores
+    around it instead of slowing it down. Elsewhere, or when refused, nothing changes."""
+    if getattr(_PRIORITY, "lowered", False) or not sys.platform.startswith("linux"):
+        return
+    _PRIORITY.lowered = True
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SEGMENT_NICENESS)
+    except OSError:
+        pass
+
+
+def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int, yield_to_design: bool = False) -> dict:
+    """Compiles (if needed) and simulates one segment twice; the comparison with golden.
+    With `yield_to_design`, at a lower priority than the whole design's jobs."""
+    if yield_to_design:
+        _yield_to_the_design()
     t0 = time.time()
     binary, compiled = _compile(rtl, folder)
     t1 = time.time()
@@ -192,7 +216,8 @@ def step_rtl(ctx: Context) -> Context:
                                 [("free_running", 0, 0), ("stalled", *STALLED, DESIGN_STALLED_IMAGES)], SEED,
                                 2 * n * serial + 1_000_000)  # twice the pace of one image at a time: stuck
         futures = {s["name"]: pool.submit(_simulate_segment, rtls[s["name"]], ctx.out / "rtl" / s["name"],
-                                          golden[s["name"]], int(s["estimate"]["cycles_per_frame"]))
+                                          golden[s["name"]], int(s["estimate"]["cycles_per_frame"]),
+                                          design is not None)
                    for s in segments}
         finn_cycles = {s["name"]: int(s["estimate"]["cycles_per_frame"]) for s in segments}
         names = {fut: name for name, fut in futures.items()}

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from hw.golden import GoldenCascade
 
 MAX_LOGGED_MISMATCHES = 20
-FLOAT32_IMAGES = 1000
+FLOAT32_IMAGES = 200
 """qonnx's float32 execution, reported beside the chain and not a link of it, runs on the
 first this many of the chain's images (the chain itself runs on all of them)."""
 
