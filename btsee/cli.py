@@ -25,15 +25,29 @@ from calib.errors import BtseeError
 from calib.progress import note_output
 
 DEBUG_VARIABLE = "BTSEE_DEBUG"
+EXIT_RUN_ERROR = 1
+"""Exit status of an error of the run: bad data or input, a run-folder artifact, a tool that failed."""
+EXIT_CONFIG_ERROR = 2
+"""Exit status of a configuration or command-line error (a ConfigError, or argparse's)."""
 EXIT_TOOL_MISSING = 3
 """Exit status when a tool the command needs is missing (Vivado for `bitstream`): not an
-error of the configuration (2) nor of the run (1); the build folder is complete."""
+error of the configuration nor of the run; the build folder is complete."""
+EXIT_MISMATCH = 4
+"""Exit status of a run that finished with a bit-exactness check reporting mismatches
+(report.json `bit_exact`: the chain, the RTL, the netlists): every artifact is written."""
+MISMATCH_TOTALS = ("mismatches", "golden_vs_rtl_segments.mismatches", "golden_vs_rtl.mismatches",
+                   "golden_vs_netlist.mismatches")
+"""The totals under report.json `bit_exact` that count mismatched images (qonnx's float32
+side check and the Brevitas agreement are reported apart, not links of the chain)."""
 
 
 def _parser() -> argparse.ArgumentParser:
+    from btsee import __version__
+
     p = argparse.ArgumentParser(prog="btsee", description="Early-exit CNNs from training to FPGA.")
     p.add_argument("--debug", action="store_true",
-                   help=f"show the traceback of an error too (or set {DEBUG_VARIABLE}=1)")
+                   help=f"show the traceback of an error too (or set {DEBUG_VARIABLE}=1); anywhere on the line")
+    p.add_argument("--version", action="version", version=f"btsee {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the flow's steps for a configuration")
     r.add_argument("config", type=Path, help="YAML or JSON configuration file")
@@ -72,20 +86,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs one command; its exit status: 0 done; 1 an error of the run (bad input or
-    artifact, a tool that failed), printed in one line; 2 a usage or configuration error
-    (argparse's, or a ConfigError), in one line; EXIT_TOOL_MISSING when a tool the command
-    needs is not installed (Vivado for bitstream), with what to run elsewhere. With --debug
-    or BTSEE_DEBUG=1 a BtseeError's traceback is printed too. Other exceptions are bugs and
-    keep their traceback."""
+    """Runs one command; its exit status: 0 done; EXIT_RUN_ERROR (1) an error of the run
+    (bad input or artifact, a tool that failed), printed in one line; EXIT_CONFIG_ERROR (2)
+    a usage or configuration error (argparse's, or a ConfigError), in one line;
+    EXIT_TOOL_MISSING (3) when a tool the command needs is not installed (Vivado for
+    bitstream), with what to run elsewhere; EXIT_MISMATCH (4) when a finished run reports
+    mismatched images, naming where. With --debug (anywhere on the line) or BTSEE_DEBUG=1 a
+    BtseeError's traceback is printed too. Other exceptions are bugs and keep their traceback."""
     argv = sys.argv[1:] if argv is None else argv
-    leading = 1 if argv[:1] == ["--debug"] else 0
-    if argv[leading:leading + 1] == ["board-test"]:  # its own parser and errors: the same command runs on the board
+    if "--debug" in argv:  # anywhere: before or after the command and its arguments
+        argv = [a for a in argv if a != "--debug"]
+        os.environ[DEBUG_VARIABLE] = "1"
+    if argv[:1] == ["board-test"]:  # its own parser and errors: the same command runs on the board
         from boards.board_test import main as board_test_main
 
-        if leading:
-            os.environ[DEBUG_VARIABLE] = "1"
-        return board_test_main(argv[leading + 1:])
+        return board_test_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return _run_command(args)
@@ -94,7 +109,23 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         config = isinstance(e, ConfigError)
         print(f"btsee: {'config error' if config else 'error'}: {e}", file=sys.stderr)
-        return 2 if config else 1
+        return EXIT_CONFIG_ERROR if config else EXIT_RUN_ERROR
+
+
+def mismatches_found(out: Path) -> str:
+    """'' when the run's report.json counts no mismatched image under MISMATCH_TOTALS (or
+    has none of them yet), else one line naming each non-zero total."""
+    from btsee.report import read_report
+
+    bit_exact = read_report(out).get("bit_exact", {})
+    found = []
+    for key in MISMATCH_TOTALS:
+        value = bit_exact
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, int) and value:
+            found.append(f"{value} in {out / 'report.json'} bit_exact.{key}")
+    return "; ".join(found)
 
 
 def _shown(message: str) -> None:
@@ -154,6 +185,9 @@ def _run_command(args: argparse.Namespace) -> int:
     run_steps(STEPS, ctx, args.start, args.stop, args.force, check_input)
     if env.is_main:
         print(f"report: {ctx.out / 'report.json'}")
+        if found := mismatches_found(ctx.out):
+            print(f"btsee: mismatch found: {found}", file=sys.stderr)
+            return EXIT_MISMATCH
     if args.command == "bitstream":
         from btsee.run_folder import BITSTREAM_FILE, read_json
 

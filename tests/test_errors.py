@@ -102,3 +102,36 @@ def test_debug_goes_before_board_test_too(tmp_path):
     debug = btsee("--debug", "board-test", missing, "--backend", "virtual", check=False)
     assert debug.returncode == 1 and "unrecognized arguments" not in debug.stderr
     assert "Traceback" in debug.stderr and debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()
+
+
+def test_version_and_debug_anywhere_on_the_line(tmp_path):
+    """`btsee --version`; `--debug` after the command works as before it: a config error
+    then shows its traceback and keeps exit status 2."""
+    from btsee import __version__
+
+    r = btsee("--version", check=False)
+    assert r.returncode == 0 and r.stdout.strip() == f"btsee {__version__}"
+    values = json.loads(json.dumps(TINY_CONFIG))
+    values["model"]["weight_bits"] = None
+    values["model"]["act_bits"] = None
+    cfg = write_config(tmp_path / "c.json", values)
+    plain = btsee("run", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu", check=False)
+    late = btsee("run", str(cfg), "--out", str(tmp_path / "run"), "--device", "cpu", "--debug", check=False)
+    assert plain.returncode == late.returncode == 2 and "Traceback" not in plain.stderr
+    assert "Traceback" in late.stderr and late.stderr.strip().splitlines()[-1] == plain.stderr.strip()
+
+
+def test_a_finished_run_reporting_mismatches_exits_with_its_own_status(tiny_run_copy, capsys):
+    """Every step up to date, but report.json counts mismatched images (as a failed
+    comparison would write them): exit status EXIT_MISMATCH and one line naming where."""
+    from btsee.cli import EXIT_MISMATCH, main, mismatches_found
+
+    assert mismatches_found(tiny_run_copy) == ""  # the tiny run is exact
+    report = tiny_run_copy / "report.json"
+    doc = json.loads(report.read_text())
+    doc["bit_exact"]["golden_vs_netlist"]["mismatches"] = 3
+    report.write_text(json.dumps(doc))
+    code = main(["run", str(tiny_run_copy / "config.json"), "--out", str(tiny_run_copy), "--device", "cpu"])
+    err = capsys.readouterr().err.strip()
+    assert code == EXIT_MISMATCH
+    assert err == f"btsee: mismatch found: 3 in {report} bit_exact.golden_vs_netlist.mismatches"
