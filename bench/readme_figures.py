@@ -124,8 +124,19 @@ def render_netlist_summary(doc: dict) -> str:
             f"order, {s['mismatches']} mismatched images.\n")
 
 
+def render_chain_summary(doc: dict) -> str:
+    """The chain golden = qonnx = FINN on every test image in one paragraph."""
+    q, f = doc["golden_vs_qonnx"], doc["golden_vs_finn"]
+    return (f"Golden = qonnx = FINN on all {f['images']:,} test images of the default run "
+            f"(`bench/results/chain.json`): {q['mismatching_images']} and {f['mismatching_images']} images with any "
+            f"integer output differing, {q['prediction_mismatches'] + f['prediction_mismatches']} predictions and "
+            f"{q['exit_index_mismatches'] + f['exit_index_mismatches']} exit indices differing "
+            f"({q['seconds']:.0f} s for qonnx, {f['seconds']:.0f} s for FINN).\n")
+
+
 RENDER = {"folding": ("folding", render_folding), "folding_curve": ("folding", render_folding_curve),
-          "seeds_summary": ("seeds", render_seeds_summary), "netlist_summary": ("netlist", render_netlist_summary)}
+          "seeds_summary": ("seeds", render_seeds_summary), "netlist_summary": ("netlist", render_netlist_summary),
+          "chain_summary": ("chain", render_chain_summary)}
 """Block name -> (the bench/results JSON it reads, its renderer)."""
 
 

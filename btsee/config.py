@@ -239,12 +239,13 @@ class HardwareConfig:
     backbone alone); a list fixes that subset."""
     chain_images: int | None = None
     """Test images run through the whole chain golden = qonnx = FINN; null = the whole
-    test split (about 7 minutes for 10,000 images of the default model on 2 cores)."""
+    test split (about 2 minutes for 10,000 images of the default model on 2 cores;
+    `make bench` runs them all, bench/bench_chain.py)."""
     rtl_images: int = 1000
     """Test images the whole multi-exit design simulates in Verilator, in order (`rtl`
     step), compared image by image with the golden simulator (capped at the test split's
-    size): all of them free-running, the first 250 again with stalls; each segment on its
-    own runs at most 100 of them with stalls and 100 without."""
+    size): all of them free-running, the first 100 again with stalls; each segment on its
+    own runs at most 50 of them with stalls and 40 without."""
     netlist_images: int = 20
     """Test images each segment's synthesized netlist simulates with stalls in the `netlist`
     step (Yosys's mapped netlist with models of the xc7 primitives: several times slower
