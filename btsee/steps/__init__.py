@@ -24,7 +24,8 @@ from btsee.steps.deploy import step_bitstream, step_package
 from btsee.steps.folding import step_fold
 from btsee.steps.hardware import step_dataflow, step_export
 from btsee.steps.netlist import step_netlist
-from btsee.steps.rtl import step_rtl, step_synth
+from btsee.steps.rtl import step_rtl
+from btsee.steps.synth import step_synth
 from btsee.steps.simulate import step_simulate
 from btsee.steps.training import step_backbone, step_data, step_exits
 from calib.cpm import CalibrationPolicy
