@@ -17,14 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hw.rtl.synth import lut_sites as luts
 
 SEGMENT_IMAGES = 20
 """Test images each segment of a no-exit chain simulates alone."""
-
-
-def luts(r: dict) -> int:
-    """LUT sites used: logic + distributed RAM and shift registers."""
-    return int(r["LUT"]) + int(r.get("LUTRAM", 0))
 
 
 def _key(text: str) -> str:

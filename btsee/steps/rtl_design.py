@@ -198,7 +198,8 @@ def read_design(ctx: Context, doc: dict):
     unchanged since and the thresholds artifact the one it was built from; None when the
     step built none. Otherwise an ArtifactError naming the file."""
     from calib.errors import ArtifactError
-    from hw.rtl.multi_exit import MultiExitRtl, file_sha256
+    from calib.schema import sha256_of
+    from hw.rtl.multi_exit import MultiExitRtl
     from hw.rtl.tools import sources_digest
 
     record = doc.get("multi_exit")
@@ -208,7 +209,7 @@ def read_design(ctx: Context, doc: dict):
     if sources_digest(design.paths()) != record["sources_sha256"]:
         raise ArtifactError(f"{design.out_dir / 'src'}: the sources changed since the rtl step simulated them "
                             "(rtl/rtl.json, multi_exit.sources_sha256); rerun it")
-    if file_sha256(ctx.out / THRESHOLDS_FILE) != design.thresholds_sha256:
+    if sha256_of(ctx.out / THRESHOLDS_FILE) != design.thresholds_sha256:
         raise ArtifactError(f"{ctx.out / THRESHOLDS_FILE}: changed since the rtl step built the design from it "
                             f"(sha256 {design.thresholds_sha256} in {design.out_dir / 'multi_exit.json'}); rerun it")
     return design
@@ -228,8 +229,7 @@ def glue_resources(ctx: Context, design, segment_tops: list[str]) -> dict:
 def lut_shares(per_segment: dict, glue: dict, board_luts: int) -> dict:
     """The heads' share of the design's LUTs and the exit glue's share of the board's, with
     LUTs counted in every role (logic + distributed RAM and shift registers)."""
-    def luts(r: dict) -> int:
-        return int(r["LUT"] + r["LUTRAM"])
+    from hw.rtl.synth import lut_sites as luts
 
     heads = sum(luts(r) for name, r in per_segment.items() if name.startswith("head"))
     total = sum(luts(r) for r in per_segment.values()) + luts(glue)

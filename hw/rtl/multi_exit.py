@@ -20,12 +20,12 @@ the calibrate step's artifact, whose SHA-256 the top level and the record carry.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from calib.schema import sha256_of
 from hw.rtl.exit_decision.model import class_bits, parameters
 from hw.rtl.patches import patch_library_file
 from hw.rtl.segment import STREAM_SCHEMA, SegmentRtl, SegmentRtlError, StreamFormat, read_design_record
@@ -120,10 +120,6 @@ class MultiExitRtl:
                    d["thresholds_sha256"], d["exit_points"])
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 class _Top:
     """The top level's text, built up instance by instance."""
 
@@ -175,7 +171,7 @@ def generate_multi_exit(chain: list[tuple[SegmentRtl, SegmentRtl | None]], thres
     built = [k for k, (_, h) in enumerate(chain[:-1]) if h is not None]
     if len(thresholds) != len(built):
         raise MultiExitError(f"{thresholds_file}: {len(thresholds)} threshold tables for {len(built)} heads")
-    sha = file_sha256(thresholds_file)  # what the decision units hold is what the file says, now
+    sha = sha256_of(thresholds_file)  # what the decision units hold is what the file says, now
     recorded = [e.get("thresholds") for e in json.loads(Path(thresholds_file).read_text()).get("exits", [])]
     if len(recorded) != len(chain) - 1 or [recorded[k] for k in built] != [list(t) for t in thresholds]:
         raise MultiExitError(f"{thresholds_file}: its integer thresholds of exits {built} are not the tables given "

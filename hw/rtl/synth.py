@@ -42,6 +42,11 @@ NETLIST = "netlist.v"
 images baked into INIT parameters): what `hw.rtl.netlist` simulates."""
 
 
+def lut_sites(resources: dict) -> int:
+    """LUT sites used: logic LUTs + LUTs as distributed RAM and shift registers (LUTRAM)."""
+    return int(resources["LUT"]) + int(resources.get("LUTRAM", 0))
+
+
 def resources_from_cells(cells: dict[str, int], where: str) -> dict[str, int]:
     """{resource: count} from Yosys's cell counts; an unknown cell type is an RtlToolError
     (it would silently go uncounted)."""
