@@ -13,15 +13,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("calib", "qat", "hw", "btsee", "boards")
 BOARD_SIDE = ("calib", "boards")  # what the driver on a PYNQ board may import
 HEAVY = ("torch", "torchvision", "brevitas", "qonnx", "onnx", "onnxruntime", "finn", "qat", "hw", "btsee")
-HOST_ONLY = ("boards.virtual_device", "boards.rtl_device")
-"""Devices that run on the host (the golden simulator, Verilator): never imported on the board."""
 OPTIONAL_ON_BOARD = {"boards.streams": {"qonnx.core.datatype"}}
 """Imported on first use, where importable (finn-plus-driver's packing and its DataType);
 without them the module packs with numpy (test_the_board_side_packs_without_finn_plus_driver)."""
 
 
 def board_side_modules() -> list[str]:
-    return [m for m in project_modules() if m.split(".")[0] in BOARD_SIDE and m not in HOST_ONLY]
+    return [m for m in project_modules() if m.split(".")[0] in BOARD_SIDE]
 
 
 def project_modules() -> dict[str, Path]:
@@ -109,7 +107,7 @@ def test_board_side_packages_import_nothing_heavy(package):
     standard library, numpy, pynq or these packages themselves."""
     bad = {}
     for module, path in project_modules().items():
-        if module.split(".")[0] != package or module in HOST_ONLY:
+        if module.split(".")[0] != package:
             continue
         heavy = sorted(n for n in imported_names(path, module) - OPTIONAL_ON_BOARD.get(module, set())
                        if n.split(".")[0] in HEAVY)
@@ -139,3 +137,13 @@ def test_the_board_side_packs_without_finn_plus_driver():
     lines = r.stdout.splitlines()
     assert lines[0].startswith("numpy (finn_plus_driver.packing is not importable")
     assert lines[1] == str(list(range(8)))
+
+
+def test_hw_never_reaches_up_into_the_flow():
+    """`hw` (export, FINN, golden, RTL) is used by the flow, never the other way round: no
+    module under hw/ imports btsee, at any depth (the block-test vectors get their images
+    from `btsee.block_vectors`)."""
+    modules = project_modules()
+    upward = {m: sorted(n for n in imported_names(p, m) if n.split(".")[0] == "btsee")
+              for m, p in modules.items() if m.split(".")[0] == "hw"}
+    assert {m: names for m, names in upward.items() if names} == {}

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 VECTORS = Path(__file__).with_name("vectors.npz")
-"""Real head inputs of the default run for the block test (written by
-`hw.rtl.column_max.vectors`)."""
+"""Real head inputs for the block test, from the default run as it was at commit 5a0b49a
+(2026-11-26, an earlier model than today's default; written by `hw.rtl.column_max.vectors`,
+regenerated with `python -m btsee.block_vectors RUN`)."""
 
 
 def column_max(fmap: np.ndarray, whole_map: bool) -> np.ndarray:

@@ -14,8 +14,10 @@ import numpy as np
 from calib.rules import decide
 
 VECTORS = Path(__file__).with_name("vectors.npz")
-"""Real head logits of the default run (first test images) and its integer thresholds
-(written by `hw.rtl.exit_decision.vectors`)."""
+"""Real head logits (first test images) and integer thresholds of the default run as it was
+at commit 5a0b49a (2026-11-26, an earlier model than today's default, whose exits take other
+shares of the images; written by `hw.rtl.exit_decision.vectors`, regenerated with
+`python -m btsee.block_vectors RUN`)."""
 
 
 def class_bits(k: int) -> int:

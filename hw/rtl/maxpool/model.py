@@ -13,7 +13,8 @@ import numpy as np
 
 FEATURE_MAPS = Path(__file__).with_name("feature_maps.npz")
 """Real feature maps for the block test: backbone_0's 4-bit outputs on test images of the
-default run (written by `hw.rtl.maxpool.vectors`)."""
+default run as it was at commit 3c01768 (2026-11-26, an earlier model than today's default;
+written by `hw.rtl.maxpool.vectors`, regenerated with `python -m btsee.block_vectors RUN`)."""
 
 
 def window_max(windows: np.ndarray) -> np.ndarray:
