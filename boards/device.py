@@ -9,9 +9,9 @@ the same decision buffer; only `transfer` differs:
 
     pynq     the bitstream on a PYNQ board: AXI DMA in and out (boards/pynq_device.py)
     virtual  the golden simulator on the package's integer graphs; images that exit never
-             enter the later segments (boards/virtual_device.py, host only)
+             enter the later segments (hw/devices/virtual_device.py, host only)
     rtl      Verilator simulation of the package's whole-design sources, for small batches
-             (boards/rtl_device.py, host only)
+             (hw/devices/rtl_device.py, host only)
 """
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ class _StandInPynq:
 
 
 def test_the_pynq_backend_runs_its_board_code_path_on_a_stand_in(tiny_run, package_copy, monkeypatch):
-    from boards.rtl_device import RtlDevice
+    from hw.devices.rtl_device import RtlDevice
 
     (package_copy / "design.bit").write_bytes(b"stand-in bitstream")
     (package_copy / "design.hwh").write_text("<stand-in hardware handoff/>")
