@@ -13,7 +13,7 @@ import pytest
 from conftest import assert_same_words_and_cycles, finn_rtllib
 
 from hw.rtl import patches
-from hw.rtl.stream import simulate, stream_testbench, word_width
+from hw.rtl.stream import TESTBENCH_TOP, simulate, stream_testbench, word_width
 from hw.rtl.tools import verilate
 
 PAIRS = [(112, 14), (4, 24), (16, 36)]
@@ -44,7 +44,7 @@ def _runs(folder: Path, patched: bool, ibits: int, obits: int, bits: np.ndarray)
     tb = folder / "tb.sv"
     sources = _sources(folder, patched, ibits, obits)
     tb.write_text(stream_testbench("dwc_dut", word_width(ibits, 1), word_width(obits, 1)))
-    binary = verilate("stream_tb", [tb, *sources], folder / "build")
+    binary = verilate(TESTBENCH_TOP, [tb, *sources], folder / "build")
     n_out = bits.size // obits
     per_vector = lcm(ibits, obits) // obits
     return [simulate(binary, folder / f"run{seed}", bits, 1, n_out, obits, 1, False, frame_words=per_vector,

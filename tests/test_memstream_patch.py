@@ -11,7 +11,7 @@ import numpy as np
 from conftest import assert_same_words_and_cycles, finn_rtllib
 
 from hw.rtl import patches
-from hw.rtl.stream import simulate, stream_testbench, word_width
+from hw.rtl.stream import TESTBENCH_TOP, simulate, stream_testbench, word_width
 from hw.rtl.tools import verilate
 
 DEPTH, WIDTH = 12, 20
@@ -49,7 +49,7 @@ def _runs(folder: Path, patched: bool, n_out: int) -> list:
     sources = _sources(folder, patched)
     tb = folder / "tb.sv"
     tb.write_text(stream_testbench("mem_dut", 8, word_width(WIDTH, 1)))
-    binary = verilate("stream_tb", [tb, *sources], folder / "build")
+    binary = verilate(TESTBENCH_TOP, [tb, *sources], folder / "build")
     ticks = np.zeros((4 * n_out, 1), np.int64)  # input words: only pace the reset
     runs = []
     for seed, (stall, reset) in enumerate([((0, 0), 0), ((30, 45), 40)], start=1):

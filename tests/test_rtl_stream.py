@@ -36,3 +36,50 @@ def test_undriven_bits_are_an_error():
 def test_cycles_per_frame_is_the_steady_interval():
     assert StreamRun(np.zeros((0, 1)), np.array([500, 600, 700, 800])).cycles_per_frame() == 100
     assert StreamRun(np.zeros((0, 1)), np.array([500])).cycles_per_frame() == 500
+
+
+PASS_THROUGH = """module pass_dut (
+  input ap_clk, input ap_rst_n,
+  input [15:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,
+  output [15:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY);
+  assign out0_V_TDATA = in0_V_TDATA;
+  assign out0_V_TVALID = in0_V_TVALID;
+  assign in0_V_TREADY = out0_V_TREADY;
+endmodule
+"""
+
+
+@pytest.fixture(scope="module")
+def pass_through(tmp_path_factory):
+    """A wire from in0_V to out0_V, compiled inside the one-stream testbench."""
+    from hw.rtl.stream import TESTBENCH_TOP, stream_testbench
+    from hw.rtl.tools import verilate
+
+    folder = tmp_path_factory.mktemp("pass")
+    (folder / "pass_dut.sv").write_text(PASS_THROUGH)
+    (folder / "tb.sv").write_text(stream_testbench("pass_dut", 16, 16))
+    return verilate(TESTBENCH_TOP, [folder / "tb.sv", folder / "pass_dut.sv"], folder / "build")
+
+
+def test_the_testbench_passes_every_word_under_stalls_and_a_reset(pass_through, tmp_path):
+    from hw.rtl.stream import simulate
+
+    words = np.random.default_rng(3).integers(-128, 128, size=(60, 2))  # 60 words of two signed bytes
+    free = simulate(pass_through, tmp_path / "free", words, 8, 60, 2, 8, True, frame_words=6)
+    assert np.array_equal(free.codes, words)
+    assert np.array_equal(np.diff(free.frame_end_cycles), np.full(9, 6))  # a word a cycle, a frame per 6
+    stalled = simulate(pass_through, tmp_path / "stalled", words, 8, 60, 2, 8, True, frame_words=6,
+                       in_stall=40, out_stall=40, reset_at=25, seed=7)
+    assert np.array_equal(stalled.codes, words)  # only what comes after the reset, all of it, in order
+    assert len(stalled.frame_end_cycles) == 10 and stalled.cycles_per_frame() > 6
+    none = simulate(pass_through, tmp_path / "none", words, 8, 60, 2, 8, True, frame_words=0)
+    assert len(none.frame_end_cycles) == 0
+
+
+def test_a_stuck_simulation_names_what_came_out(pass_through, tmp_path):
+    from hw.rtl.stream import simulate
+    from hw.rtl.tools import RtlToolError
+
+    words = np.zeros((60, 2), np.int64)
+    with pytest.raises(RtlToolError, match=r"no end after \d+ cycles: out0_V \d+ of 61 words"):
+        simulate(pass_through, tmp_path / "stuck", words, 8, 61, 2, 8, True, max_cycles=200)

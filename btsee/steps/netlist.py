@@ -32,7 +32,6 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
     """Simulates every segment's netlist on `segment_images` test images with stalls and,
     if `design_images` > 0, the whole design's on that many; returns the netlist.json
     document (per segment and for the design: images, mismatched images, seconds)."""
-    from hw.rtl.multistream import TESTBENCH_TOP as DESIGN_TB
     from hw.rtl.netlist import compile_netlists
     from hw.rtl.stream import TESTBENCH_TOP, stream_testbench
 
@@ -89,7 +88,7 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
         t0 = time.time()
         serial = sum(int(s["estimate"]["cycles_per_frame"]) for s in segments)
         pace = int(rtl_doc["multi_exit"]["free_running"]["steady_cycles_per_image"])  # the rtl step's
-        binary, compiled, cxx = compile_netlists(DESIGN_TB, design.testbench(monitors=False),
+        binary, compiled, cxx = compile_netlists(TESTBENCH_TOP, design.testbench(monitors=False),
                                                  [glue, *netlists.values()],
                                                  ctx.out / "netlist" / "multi_exit" / "build", m * pace)
         design_doc = {"compiled": compiled, "cxx_optimization": cxx, "compile_seconds": round(time.time() - t0, 1)}

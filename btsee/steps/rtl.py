@@ -162,7 +162,7 @@ def segment_passes(binary: Path, rtl, folder: Path, golden: dict, finn_cycles: i
                        out_stall=out_stall,
                        max_cycles=HANG_FACTOR * images * max(finn_cycles, per_image_in) + 1_000_000,
                        subject=rtl.out_dir / "src" / f"{rtl.top}.sv")
-        for f in ("in.hex", "out.hex"):  # tens of MB each; the comparison below keeps what matters
+        for f in ("in0_V.hex", "out0_V.hex"):  # tens of MB each; the comparison below keeps what matters
             (sim / f).unlink()
         got = run.codes.reshape(images, -1)
         wrong = np.flatnonzero((got != expected[:images]).any(axis=1))

@@ -91,7 +91,7 @@ def simulate_design(design, pixel_words: np.ndarray, golden, passes: list[tuple]
     comparison with the `golden` CascadeResult and the cycle counts. `pixel_words`:
     (n * words per image, elems) input codes."""
     from hw.rtl.dsp_path import compile_for_simulation
-    from hw.rtl.multistream import TESTBENCH_TOP
+    from hw.rtl.stream import TESTBENCH_TOP
 
     t0 = time.time()
     binary, compiled = compile_for_simulation(TESTBENCH_TOP, design.testbench(), design.paths(),
@@ -108,8 +108,7 @@ def run_design_passes(design, binary, folder, pixel_words: np.ndarray, golden, p
     by side; per pass the comparison with the `golden` CascadeResult on its images (every
     head's logits too with `monitors`) and the cycle counts."""
     from hw.rtl.multi_exit import unpack_decisions
-    from hw.rtl.multistream import simulate_streams
-    from hw.rtl.stream import steady_interval, unpack_hex
+    from hw.rtl.stream import simulate_streams, steady_interval, unpack_hex
 
     t1 = time.time()
     out = {}

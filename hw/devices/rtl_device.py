@@ -29,7 +29,7 @@ class RtlDevice(Device):
         same sources (hw.rtl.tools.verilate_cached); a temporary folder by default."""
         super().__init__(package, batch)
         from hw.rtl.multi_exit import MultiExitRtl
-        from hw.rtl.multistream import TESTBENCH_TOP
+        from hw.rtl.stream import TESTBENCH_TOP
         from hw.rtl.dsp_path import compile_for_simulation
 
         self.design = MultiExitRtl.load(package.path(RTL_FOLDER))
@@ -45,7 +45,7 @@ class RtlDevice(Device):
         self.hang_cycles_per_image = 2 * int(package.driver["serial_cycles_per_image"])
 
     def transfer(self, in_buffer: np.ndarray, images: int) -> np.ndarray:
-        from hw.rtl.multistream import simulate_streams
+        from hw.rtl.stream import simulate_streams
 
         sim = self._scratch / "sim"
         if sim.exists():

@@ -77,21 +77,21 @@ class MultiExitRtl:
         return [self.out_dir / "src" / s for s in self.sources]
 
     def input_port(self):
-        """The pixel stream's port (hw.rtl.multistream.Port)."""
-        from hw.rtl.multistream import Port
+        """The pixel stream's port (hw.rtl.stream.Port)."""
+        from hw.rtl.stream import Port
 
         return Port("in0_V", self.input.elems, self.input.bits, self.input.signed)
 
     def output_port(self):
         """The decision stream's port, one decision per word."""
-        from hw.rtl.multistream import Port
+        from hw.rtl.stream import Port
 
         return Port("out0_V", 1, self.output_width)
 
     def testbench(self, monitors: bool = True) -> str:
         """The simulation top over the design: both streams, and with `monitors` a monitor on
         every logit stream (the RTL's internal names; a netlist's are gone)."""
-        from hw.rtl.multistream import multi_stream_testbench
+        from hw.rtl.stream import multi_stream_testbench
 
         watched = self.logit_monitors if monitors else {}
         return multi_stream_testbench(self.top, [self.input_port()], [self.output_port()],

@@ -33,7 +33,7 @@ class RtlToolError(BtseeError):
 
 def _tail(log: Path, lines: int = 3) -> str:
     text = log.read_text(errors="replace").strip().splitlines() if log.is_file() else []
-    interesting = [t for t in text if "%Error" in t or "ERROR" in t or "error:" in t] or text
+    interesting = [t for t in text if any(k in t for k in ("%Fatal", "%Error", "ERROR", "error:"))] or text
     return " | ".join(t.strip() for t in interesting[-lines:])
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hw.rtl.column_max.model import VECTORS, column_max, geometry, row_stream, stream_column_max
-from hw.rtl.stream import simulate, stream_testbench, word_width
+from hw.rtl.stream import TESTBENCH_TOP, simulate, stream_testbench, word_width
 from hw.rtl.tools import verilate
 
 SOURCE = Path(__file__).with_name("column_max.sv")
@@ -48,7 +48,7 @@ def _binary(tmp_path: Path, pe: int, rows: int, words: int, signed: bool) -> Pat
     width = word_width(pe, BITS)
     tb = tmp_path / "tb.sv"
     tb.write_text(stream_testbench(_dut(pe, rows, words, signed), width, width))
-    return verilate("stream_tb", [tb, SOURCE], tmp_path / "build")
+    return verilate(TESTBENCH_TOP, [tb, SOURCE], tmp_path / "build")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

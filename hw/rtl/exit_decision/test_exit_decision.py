@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hw.rtl.exit_decision.model import VECTORS, class_bits, decisions, parameters, unpack_result
-from hw.rtl.stream import simulate, stream_testbench, word_width
+from hw.rtl.stream import TESTBENCH_TOP, simulate, stream_testbench, word_width
 from hw.rtl.tools import verilate
 
 SOURCE = Path(__file__).with_name("exit_decision.sv")
@@ -31,7 +31,7 @@ def _unit(tmp_path: Path, thresholds: list[int | None], kind: str = "margin") ->
     tb = tmp_path / "tb.sv"
     tb.write_text(stream_testbench(f"btsee_exit_decision {parameters(thresholds, LOGIT_BITS, kind)}",
                                    word_width(1, LOGIT_BITS), out_w))
-    return verilate("stream_tb", [tb, SOURCE], tmp_path / "build")
+    return verilate(TESTBENCH_TOP, [tb, SOURCE], tmp_path / "build")
 
 
 def _run(binary: Path, folder: Path, logits: np.ndarray, **kw) -> tuple[np.ndarray, object]:

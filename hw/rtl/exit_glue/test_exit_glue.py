@@ -11,7 +11,7 @@ import pytest
 
 from hw.rtl.exit_decision.model import VECTORS, class_bits, decisions, pack_result
 from hw.rtl.exit_glue.model import exit_buffer, exit_merge, fork, queue
-from hw.rtl.multistream import Port, multi_stream_testbench, simulate_streams
+from hw.rtl.stream import TESTBENCH_TOP, Port, multi_stream_testbench, simulate_streams
 from hw.rtl.tools import verilate
 
 HERE = Path(__file__).parent
@@ -37,7 +37,7 @@ def _decisions() -> tuple[list[np.ndarray], np.ndarray]:
 def _build(tmp_path: Path, dut: str, sources: list[Path], inputs: list[Port], outputs: list[Port]) -> Path:
     tb = tmp_path / "tb.sv"
     tb.write_text(multi_stream_testbench(dut, inputs, outputs))
-    return verilate("multi_stream_tb", [tb, *sources], tmp_path / "build")
+    return verilate(TESTBENCH_TOP, [tb, *sources], tmp_path / "build")
 
 
 def test_fork_with_stalls_and_reset(tmp_path):

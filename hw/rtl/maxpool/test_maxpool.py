@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from hw.rtl.maxpool.model import FEATURE_MAPS, pooled, stream_max, window_stream
-from hw.rtl.stream import simulate, stream_testbench, word_width
+from hw.rtl.stream import TESTBENCH_TOP, simulate, stream_testbench, word_width
 from hw.rtl.tools import verilate
 
 SOURCE = Path(__file__).with_name("maxpool.sv")
@@ -44,7 +44,7 @@ def test_maxpool_block_with_stalls_and_reset(name, tmp_path):
     dut = f"btsee_maxpool #(.PE({pe}), .BITS({BITS}), .KERNEL({kernel[0] * kernel[1]}), .SIGNED({int(signed)}))"
     tb = tmp_path / "tb.sv"
     tb.write_text(stream_testbench(dut, width, width))
-    binary = verilate("stream_tb", [tb, SOURCE], tmp_path / "build")
+    binary = verilate(TESTBENCH_TOP, [tb, SOURCE], tmp_path / "build")
     words = window_stream(_feature_maps(signed), kernel, pe)  # (n_in, PE)
     expected = stream_max(words, kernel[0] * kernel[1])  # (n_out, PE)
     for seed, (in_stall, out_stall) in enumerate([(0, 0), (30, 45), (70, 10)], start=1):
@@ -60,7 +60,7 @@ def test_full_rate_without_stalls(tmp_path):
     width = word_width(pe, BITS)
     tb = tmp_path / "tb.sv"
     tb.write_text(stream_testbench(f"btsee_maxpool #(.PE({pe}), .BITS({BITS}), .KERNEL(4))", width, width))
-    binary = verilate("stream_tb", [tb, SOURCE], tmp_path / "build")
+    binary = verilate(TESTBENCH_TOP, [tb, SOURCE], tmp_path / "build")
     words = window_stream(_feature_maps(False), kernel, pe)
     per_frame = len(words) // 4 // 4  # output words per image
     run = simulate(binary, tmp_path / "run", words, BITS, len(words) // 4, pe, BITS, False,
