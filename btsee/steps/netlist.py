@@ -14,7 +14,7 @@ project's machines); `make bench` runs the full counts (`bench/bench_netlist.py`
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from btsee.flow import Context
 from btsee.report import update_report
@@ -67,16 +67,16 @@ def netlist_checks(ctx: Context, segment_images: int, design_images: int, log=No
         # with them), so the last job to start is a short one and both cores stay busy
         by_cost = sorted(segments, key=lambda s: netlists[s["name"]].stat().st_size
                          * int(s["estimate"]["cycles_per_frame"]), reverse=True)
-        futures = {s["name"]: pool.submit(one, s) for s in by_cost}
-        for s in segments:  # results and log lines in segment order
-            name = s["name"]
-            results[name] = futures[name].result()
+        futures = {pool.submit(one, s): s["name"] for s in by_cost}
+        for fut in as_completed(futures):  # each segment's line as soon as it is done
+            name = futures[fut]
+            r = results[name] = fut.result()
             bar.update()
-            r = results[name]["stalled"]
-            log(f"  {name:15s} netlist: {r['mismatched_images']} of {r['images']} images differ with "
-                f"{STALLED[0]}/{STALLED[1]} % stalls ({results[name]['compile_seconds']:.0f} s compile"
-                f" {results[name]['cxx_optimization']}{'' if results[name]['compiled'] else ', compiled before'}, "
-                f"{results[name]['simulate_seconds']:.0f} s simulation)")
+            log(f"  {name:15s} netlist: {r['stalled']['mismatched_images']} of {r['stalled']['images']} images "
+                f"differ with {STALLED[0]}/{STALLED[1]} % stalls ({r['compile_seconds']:.0f} s compile"
+                f" {r['cxx_optimization']}{'' if r['compiled'] else ', compiled before'}, "
+                f"{r['simulate_seconds']:.0f} s simulation)")
+    results = {s["name"]: results[s["name"]] for s in segments}  # segment order in netlist.json
     design_doc = None
     design = read_design(ctx, rtl_doc)
     if design is not None and design_images > 0:

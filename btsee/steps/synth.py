@@ -10,7 +10,7 @@ failure is one line naming the tool, the file and the log.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from boards import load_board
@@ -40,22 +40,32 @@ def step_synth(ctx: Context) -> Context:
     by_size = sorted(rtls, key=lambda n: modelled.get(n, {}).get("LUT_modelled", 0), reverse=True)
     sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
     blocks = block_jobs([p for p in sources if p.suffix in (".sv", ".v")])
+    dataflow = {s["name"]: s for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"]}
+
+    def segment_line(name: str, r: dict) -> str:
+        est = dataflow[name]["estimate"]
+        return (f"  {name:15s} " + ", ".join(f"{r['resources'][k]:,} {k}" for k in RESOURCE_KEYS)
+                + f" (FINN estimate {est['lut']:,.0f} LUT, {est['bram18']:g} BRAM18, {est['dsp']:g} DSP; "
+                f"{r['seconds']:.0f} s)")
+
     with ThreadPoolExecutor(WORKERS) as pool, \
             progress(total=len(rtls) + (design is not None) + 1, desc="synth", unit="design",
                  leave=False) as bar:
-        futures = {name: pool.submit(_timed_synthesis, rtls[name], ctx.out / "synth" / name) for name in by_size}
+        futures = {pool.submit(_timed_synthesis, rtls[name], ctx.out / "synth" / name): name for name in by_size}
         if design is not None:
             glue_job = pool.submit(glue_resources, ctx, design, [r.top for r in rtls.values()])
         # our blocks (timing depth), one Yosys run beside the largest segment's
         blocks_job = pool.submit(block_depths_of, blocks, ctx.out / "synth" / "blocks")
-        for name in rtls:  # results and log lines in segment order
-            results[name] = futures[name].result()
+        for fut in as_completed(futures):  # each segment's line as soon as it is synthesized
+            name = futures[fut]
+            results[name] = fut.result()
             bar.update()
+            ctx.log(segment_line(name, results[name]))
         glue = glue_job.result() if design is not None else None
         bar.update(design is not None)
         block_results = blocks_job.result()
         bar.update()
-    dataflow = {s["name"]: s for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"]}
+    results = {name: results[name] for name in rtls}  # segment order from here on
     totals = dict.fromkeys(RESOURCE_KEYS, 0)
     per_segment = {}
     for name, r in results.items():
@@ -64,9 +74,6 @@ def step_synth(ctx: Context) -> Context:
                                                                 "DSP": est["dsp"]})
         for k in RESOURCE_KEYS:
             totals[k] += r["resources"][k]
-        ctx.log(f"  {name:15s} " + ", ".join(f"{r['resources'][k]:,} {k}" for k in RESOURCE_KEYS)
-                + f" (FINN estimate {est['lut']:,.0f} LUT, {est['bram18']:g} BRAM18, {est['dsp']:g} DSP; "
-                f"{r['seconds']:.0f} s)")
     lut_budget = board.resources.get("LUT", 0)
     shares = None
     if glue is not None:
