@@ -8,16 +8,16 @@ in the lowest bits, two's complement when signed, the word padded to whole bytes
 The testbench (`multi_stream_testbench(dut, inputs, outputs, monitors)`, module
 `stream_tb`) drives a DUT with FINN's port names (ap_clk, ap_rst_n,
 <port>_TDATA/TVALID/TREADY). Each input is read from `<port>.hex` (one hex word per line,
-`pack_hex`) and offered per clock unless a random stall (`+<port>_stall=%`) holds it back, never withdrawing a word once offered
-(AXI-Stream's rule). Each output lowers TREADY at random, writes its words to `<port>.hex`
-and the cycle of every N-th word (`+<port>_every=N`) to `<port>.cycles`. A monitor records
-the words that pass an internal stream of the DUT (`<prefix>_tdata/_tvalid/_tready` under
-the instance `dut`), so a whole design's inner streams (a head's logits) can be checked
-too. The run ends when every output has its `+<port>_words=N`. With `+reset_at=N` it
-pulses ap_rst_n low after N words of the first input, replays every input from its start
-and keeps only what comes after the reset. Cycles count from reset's end; `start.txt` holds
-the cycle the first input word was taken. Its xorshift generator is seeded, so a run
-repeats exactly.
+`pack_hex`) and offered per clock unless a random stall (`+<port>_stall=%`) holds it back,
+never withdrawing a word once offered (AXI-Stream's rule). Each output lowers TREADY at
+random, writes its words to `<port>.hex` and the cycle of every N-th word
+(`+<port>_every=N`) to `<port>.cycles`. A monitor records the words that pass an internal
+stream of the DUT (`<prefix>_tdata/_tvalid/_tready` under the instance `dut`), so a whole
+design's inner streams (a head's logits) can be checked too. The run ends when every
+output has its `+<port>_words=N`. With `+reset_at=N` it pulses ap_rst_n low after N words
+of the first input, replays every input from its start and keeps only what comes after the
+reset. Cycles count from reset's end; `start.txt` holds the cycle the first input word was
+taken. Its xorshift generator is seeded, so a run repeats exactly.
 
 `stream_testbench` and `simulate` are the one-stream case (`in0_V` -> `out0_V`: a segment,
 a block); `simulate_streams` runs any testbench.
@@ -105,7 +105,7 @@ class Port:
 
 
 def multi_stream_testbench(dut: str, inputs: list[Port], outputs: list[Port],
-              monitors: dict[str, tuple[str, int]] | None = None) -> str:
+                           monitors: dict[str, tuple[str, int]] | None = None) -> str:
     """The SystemVerilog testbench `stream_tb` around module `dut` (module docstring).
     `monitors`: {file name: (signal prefix inside the DUT, word width)}."""
     monitors = monitors or {}
