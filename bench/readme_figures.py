@@ -134,9 +134,95 @@ def render_chain_summary(doc: dict) -> str:
             f"({q['seconds']:.0f} s for qonnx, {f['seconds']:.0f} s for FINN).\n")
 
 
+def render_qat_speed(doc: dict) -> str:
+    """Quantization-aware training and inference against float in one sentence."""
+    r, q, f = doc["ratio_qat_over_float"], doc["qat"], doc["float"]
+    return (f"Brevitas QAT against the same model in float, in one run on {doc['machine']['cpu_threads']} CPU "
+            f"threads ({doc['model']}; `bench/results/qat_speed.json`): training {q['train_images_per_s']:,.0f} "
+            f"against {f['train_images_per_s']:,.0f} images/s ({r['train']:.2f}×), inference "
+            f"{q['inference_images_per_s']:,.0f} against {f['inference_images_per_s']:,.0f} images/s "
+            f"({r['inference']:.2f}×).\n")
+
+
+def render_default_design(doc: dict) -> str:
+    """The default run's whole multi-exit design, checked and timed, as a table."""
+    r, passes = doc["report"], doc["whole_design_passes"]
+    me, rtl = r["rtl"]["multi_exit"], r["bit_exact"]["golden_vs_rtl"]
+    n, taken = me["images"], me["exits_taken"]
+    reach = " / ".join(f"{n - sum(taken[:i]):,}" for i in range(len(taken)))
+    heads = " / ".join(str(i) for i in range(len(taken) - 1))
+    model = me["pipeline_model"]
+    seg, net = r["bit_exact"]["golden_vs_rtl_segments"], r["bit_exact"]["golden_vs_netlist"]
+    glue, shares, board = r["resources"]["exit_glue"], r["resources"]["lut_shares"], r["resources"]["board_resources"]
+    depth = r["timing_depth"]
+    ours = max(((name, b["levels"]) for name, b in depth["blocks"].items()), key=lambda x: x[1])
+    deeper = ", ".join(depth["blocks_deeper_than_finn"]) or "none"
+    stalled = passes.get("stalled", {})
+    rows = [
+        ("the run", f"`{doc['config']}` at commit {doc['commit']} (`bench/results/default_run.json`): "
+                    f"{r['accuracy']['backbone']:.2%} test accuracy for the backbone alone, "
+                    f"{r['accuracy']['early_exit']:.2%} with the exits, "
+                    f"{r['mac_fraction']:.3f} of its MACs per image"),
+        (f"the whole design on the first {n:,} test images in order, free-running",
+         f"{passes['free_running']['mismatched_images']} images differ from the golden simulator in class, exit "
+         f"index or any logit of any head reached ({reach} images reach head {heads} / the final classifier)"),
+        (f"the same on the first {stalled.get('images', 0):,} with {stalled.get('input_stall_percent', 0)} %/"
+         f"{stalled.get('output_stall_percent', 0)} % input/output stalls",
+         f"{stalled.get('mismatched_images', 0)} images differ"),
+        (f"cycles from the first pixel in to the last decision out ({n:,} images)",
+         f"{me['cycles_first_pixel_to_last_decision']:,}: {me['steady_cycles_per_image']:,.0f} cycles per image in "
+         f"steady state, **{me['images_per_second']:,.0f} images/s** at {me['clock_mhz']:g} MHz"),
+        ("the pipeline model on the same images",
+         f"{model['rtl']['cycles_first_pixel_to_last_decision']:,} cycles with each segment's RTL cycles per frame "
+         f"(RTL / model {model['rtl_over_model']:.3f}), {model['finn_estimate']['cycles_first_pixel_to_last_decision']:,}"
+         f" with FINN's ({model['rtl_over_finn_model']:.3f})"),
+        ("validation images reaching each backbone segment (what the fold step folds for)",
+         ", ".join(f"{k} {v:.1%}" for k, v in r["throughput_fps"]["reach"].items())),
+        ("each segment's RTL alone (table below)",
+         f"{seg['mismatches']} mismatched images on {seg['images']['free_running']} free-running and "
+         f"{seg['images']['stalled']} stalled images per segment"),
+        ("each segment's Yosys netlist, with stalls",
+         f"{net['mismatches']} mismatched images on {net['images']['per_segment']} images per segment"),
+        ("exit glue (the top level with the segments as black boxes)",
+         f"{glue['LUT']:,} LUT + {glue['LUTRAM']:,} LUTRAM ({shares['exit_glue_share_of_board']:.1%} of the "
+         f"board's {board['LUT']:,}), {glue['FF']:,} FF, {glue['BRAM18']} BRAM18 (three conditional buffers of "
+         f"{r['throughput_fps']['buffer_frames']} frames)"),
+        ("the heads' share of the design's LUT + LUTRAM",
+         f"{shares['heads_luts']:,} of {shares['design_luts']:,}: {shares['heads_share_of_design']:.1%}"),
+        ("timing depth (cells on the deepest register-to-register path)",
+         f"FINN's layers: {depth['finn_reference']['levels']} ({depth['finn_reference']['segment']}); our deepest "
+         f"block: {ours[1]} ({ours[0]}); blocks of ours deeper than FINN's: {deeper}"),
+    ]
+    return "| check | result |\n| --- | --- |\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
+
+
+def render_default_segments(doc: dict) -> str:
+    """The default run's segments: RTL against FINN cycles, and what Yosys synthesized."""
+    res = doc["report"]["resources"]
+    keys = ("LUT", "LUTRAM", "FF", "DSP", "BRAM18")
+    lines = ["| segment | cycles/frame: RTL / FINN | LUT | LUTRAM | FF | DSP | BRAM18 |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, s in res["per_segment"].items():
+        c = s["cycles_per_frame"]
+        lines.append(f"| {name} | {c['rtl']:,.0f} / {c['finn_estimate']:,} | "
+                     + " | ".join(f"{s[k]:,}" for k in keys) + " |")
+    lines.append("| exit glue | | " + " | ".join(f"{res['exit_glue'][k]:,}" for k in keys) + " |")
+    b = res["board_resources"]
+    lines.append(f"| total ({res['part']}: {b['LUT']:,} LUT, {b['FF']:,} FF, {b['DSP']} DSP, {b['BRAM18']} BRAM18) | | "
+                 + " | ".join(f"{res[k]:,}" for k in keys) + " |")
+    fe = res["finn_estimate"]
+    lines.append("")
+    lines.append(f"FINN estimated {fe['LUT']:,.0f} LUT, {fe['DSP']} DSP and {fe['BRAM18']} BRAM18 for the same "
+                 f"segments; the fold step's LUT model {res['lut_model_check']['modelled']:,} LUT + LUTRAM "
+                 f"(Yosys / model {res['lut_model_check']['synthesized_over_modelled']:.3f}).")
+    return "\n".join(lines) + "\n"
+
+
 RENDER = {"folding": ("folding", render_folding), "folding_curve": ("folding", render_folding_curve),
           "seeds_summary": ("seeds", render_seeds_summary), "netlist_summary": ("netlist", render_netlist_summary),
-          "chain_summary": ("chain", render_chain_summary)}
+          "chain_summary": ("chain", render_chain_summary), "qat_speed": ("qat_speed", render_qat_speed),
+          "default_design": ("default_run", render_default_design),
+          "default_segments": ("default_run", render_default_segments)}
 """Block name -> (the bench/results JSON it reads, its renderer)."""
 
 

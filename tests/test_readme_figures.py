@@ -26,3 +26,19 @@ def test_a_changed_figure_is_caught(tmp_path, monkeypatch):
     text = readme_figures.README.read_text()
     monkeypatch.setattr(readme_figures, "RESULTS", tmp_path)
     assert readme_figures.rewrite(text) != text
+
+
+def test_the_default_run_snapshot_keeps_its_report_and_the_design_passes(tmp_path):
+    from bench.bench_default_run import snapshot
+
+    report = {"bit_exact": {"mismatches": 0}, "accuracy": {"backbone": 0.9}}
+    (tmp_path / "rtl").mkdir()
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    passes = {"free_running": {"images": 1000, "mismatched_images": 0, "first_mismatched": [], "logits": {}},
+              "stalled": {"images": 100, "mismatched_images": 2, "input_stall_percent": 25}}
+    (tmp_path / "rtl" / "rtl.json").write_text(json.dumps({"multi_exit": dict(passes, compiled=True)}))
+    doc = snapshot(tmp_path, "abc1234")
+    assert doc["report"] == report and doc["commit"] == "abc1234"
+    assert doc["whole_design_passes"] == {"free_running": {"images": 1000, "mismatched_images": 0},
+                                          "stalled": {"images": 100, "mismatched_images": 2,
+                                                      "input_stall_percent": 25}}
