@@ -148,7 +148,7 @@ def render_qat_speed(doc: dict) -> str:
 def render_default_design(doc: dict) -> str:
     """The default run's whole multi-exit design, checked and timed, as a table."""
     r, passes = doc["report"], doc["whole_design_passes"]
-    me, rtl = r["rtl"]["multi_exit"], r["bit_exact"]["golden_vs_rtl"]
+    me = r["rtl"]["multi_exit"]
     n, taken = me["images"], me["exits_taken"]
     reach = " / ".join(f"{n - sum(taken[:i]):,}" for i in range(len(taken)))
     heads = " / ".join(str(i) for i in range(len(taken) - 1))
@@ -158,7 +158,7 @@ def render_default_design(doc: dict) -> str:
     depth = r["timing_depth"]
     ours = max(((name, b["levels"]) for name, b in depth["blocks"].items()), key=lambda x: x[1])
     deeper = ", ".join(depth["blocks_deeper_than_finn"]) or "none"
-    stalled = passes.get("stalled", {})
+    stalled = passes["stalled"]
     rows = [
         ("the run", f"`{doc['config']}` at commit {doc['commit']} (`bench/results/default_run.json`): "
                     f"{r['accuracy']['backbone']:.2%} test accuracy for the backbone alone, "
@@ -167,9 +167,9 @@ def render_default_design(doc: dict) -> str:
         (f"the whole design on the first {n:,} test images in order, free-running",
          f"{passes['free_running']['mismatched_images']} images differ from the golden simulator in class, exit "
          f"index or any logit of any head reached ({reach} images reach head {heads} / the final classifier)"),
-        (f"the same on the first {stalled.get('images', 0):,} with {stalled.get('input_stall_percent', 0)} %/"
-         f"{stalled.get('output_stall_percent', 0)} % input/output stalls",
-         f"{stalled.get('mismatched_images', 0)} images differ"),
+        (f"the same on the first {stalled['images']:,} with {stalled['input_stall_percent']} %/"
+         f"{stalled['output_stall_percent']} % input/output stalls",
+         f"{stalled['mismatched_images']} images differ"),
         (f"cycles from the first pixel in to the last decision out ({n:,} images)",
          f"{me['cycles_first_pixel_to_last_decision']:,}: {me['steady_cycles_per_image']:,.0f} cycles per image in "
          f"steady state, **{me['images_per_second']:,.0f} images/s** at {me['clock_mhz']:g} MHz"),

@@ -41,13 +41,6 @@ def step_synth(ctx: Context) -> Context:
     sources = [p for rtl in rtls.values() for p in rtl.paths()] + (design.paths() if design is not None else [])
     blocks = block_jobs([p for p in sources if p.suffix in (".sv", ".v")])
     dataflow = {s["name"]: s for s in read_manifest(ctx.out, FOLD_MANIFEST)["segments"]}
-
-    def segment_line(name: str, r: dict) -> str:
-        est = dataflow[name]["estimate"]
-        return (f"  {name:15s} " + ", ".join(f"{r['resources'][k]:,} {k}" for k in RESOURCE_KEYS)
-                + f" (FINN estimate {est['lut']:,.0f} LUT, {est['bram18']:g} BRAM18, {est['dsp']:g} DSP; "
-                f"{r['seconds']:.0f} s)")
-
     with ThreadPoolExecutor(WORKERS) as pool, \
             progress(total=len(rtls) + (design is not None) + 1, desc="synth", unit="design",
                  leave=False) as bar:
@@ -58,9 +51,12 @@ def step_synth(ctx: Context) -> Context:
         blocks_job = pool.submit(block_depths_of, blocks, ctx.out / "synth" / "blocks")
         for fut in as_completed(futures):  # each segment's line as soon as it is synthesized
             name = futures[fut]
-            results[name] = fut.result()
+            r = results[name] = fut.result()
             bar.update()
-            ctx.log(segment_line(name, results[name]))
+            est = dataflow[name]["estimate"]
+            ctx.log(f"  {name:15s} " + ", ".join(f"{r['resources'][k]:,} {k}" for k in RESOURCE_KEYS)
+                    + f" (FINN estimate {est['lut']:,.0f} LUT, {est['bram18']:g} BRAM18, {est['dsp']:g} DSP; "
+                    f"{r['seconds']:.0f} s)")
         glue = glue_job.result() if design is not None else None
         bar.update(design is not None)
         block_results = blocks_job.result()
