@@ -44,7 +44,9 @@ from calib.cascade import FirstExit
 from calib.rules import decide, predicted_class
 from hw.finn.convert import HW_DOMAIN, DataflowError, load_hw, node_attributes, output_scale_node
 from hw.rtl.column_max.model import column_max
+from hw.rtl.global_acc_pool.model import channel_sums
 from hw.rtl.maxpool.model import window_max
+from hw.rtl.residual_add.model import add_streams
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -204,9 +206,10 @@ def _fm_padding(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def _global_acc_pool(node, where: str) -> Callable[[np.ndarray], np.ndarray]:
-    """FINN's GlobalAccPool: the sum over the image of each channel (exact in float64)."""
+    """FINN's GlobalAccPool: the sum over the image of each channel, by the model of our
+    block (hw/rtl/global_acc_pool/model.py; exact in int64)."""
     def run(x: np.ndarray) -> np.ndarray:  # (N, H, W, C) -> (N, 1, 1, C)
-        return x.astype(np.float64).sum(axis=(1, 2), keepdims=True)
+        return channel_sums(x)[:, None, None, :].astype(np.float64)
     return run
 
 
@@ -216,7 +219,7 @@ def _elementwise_add(node, where: str) -> Callable[[np.ndarray, np.ndarray], np.
     a = node_attributes(node)
     if list(a.get("lhs_shape", [])) != list(a.get("rhs_shape", [])):
         raise GoldenError(f"{where}: adds streams of shapes {a.get('lhs_shape')} and {a.get('rhs_shape')}")
-    return lambda a, b: a + b
+    return add_streams  # the model of our block (hw/rtl/residual_add/model.py)
 
 
 def _duplicate_streams(node, where: str) -> Callable[[np.ndarray], tuple[np.ndarray, ...]]:

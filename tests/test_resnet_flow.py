@@ -124,13 +124,69 @@ def test_exact_thresholds_of_a_residual_segment(resnet8_run):
         exact_thresholds(qonnx, hw, "backbone_0")  # the 5-step move
 
 
-def test_resnet8_builds_no_whole_design_and_says_why(resnet8_run):
-    """Its backbone segments fork and add, which the RTL generator does not stitch yet: the
-    heads are simulated as RTL, and the report names the segments the whole design lacks."""
+def test_resnet8_whole_design_in_rtl(resnet8_run):
+    """Every segment, the residual ones included (forks, residual adds, the global pool as
+    blocks of ours, a FIFO on each shorter branch), is RTL equal to golden, and so is the
+    whole multi-exit design on every test image, free-running and with stalls."""
     run, _ = resnet8_run
     report = json.loads((run / "report.json").read_text())
-    why = report["bit_exact"]["golden_vs_rtl"]["not_covered"]
-    assert why.startswith("segments without RTL:") and "backbone_0" in why
     rtl = json.loads((run / "rtl" / "rtl.json").read_text())
-    assert rtl["multi_exit"] is None and {"head_0", "head_1"} <= set(rtl["segments"])
-    assert report["resources"]["exit_glue"] is None
+    assert rtl["not_covered"] == {}
+    assert {"backbone_0", "backbone_1", "backbone_final", "head_0", "head_1"} == set(rtl["segments"])
+    for name, seg in rtl["segments"].items():
+        for mode in ("free_running", "stalled"):
+            assert seg[mode]["images"] > 0 and seg[mode]["mismatched_images"] == 0, (name, mode)
+    ops = {layer["op"] for seg in rtl["segments"].values() for layer in seg["layers"]}
+    assert {"DuplicateStreams_hls", "ElementwiseAdd_hls", "GlobalAccPool_hls", "FMPadding_rtl"} <= ops
+    forks = [layer for name in ("backbone_0", "backbone_1", "backbone_final")
+             for layer in rtl["segments"][name]["layers"] if "skip_fifo" in layer]
+    assert len(forks) == 3 and all(layer["skip_fifo"] > 0 for layer in forks)
+    whole = report["bit_exact"]["golden_vs_rtl"]
+    assert whole["images"] == 128 and whole["mismatches"] == 0
+    for mode, images in (("free_running", 128), ("stalled", 100)):
+        assert whole[mode]["mismatched_images"] == 0, whole[mode]
+        assert all(head["images"] == images and head["mismatched_images"] == 0
+                   for head in whole[mode]["logits"].values()), whole[mode]
+    assert report["resources"]["exit_glue"] is not None
+
+
+def test_skip_fifo_one_row_deep_deadlocks(resnet8_run, tmp_path, monkeypatch):
+    """backbone_0 with its skip FIFO one image row deep, where its two 3x3 convolutions
+    take in two rows and more before their first output: the fork waits on the full FIFO,
+    the residual add on the convolutions, and the simulation stops as stuck. The computed
+    depth (which passed the fixture's runs) is above two rows."""
+    import numpy as np
+    from qonnx.custom_op.registry import getCustomOp
+
+    from boards import load_board
+    from btsee.steps.rtl import _compile
+    from hw.rtl import segment
+    from hw.rtl.skip_fifo import skip_fifo_depths
+    from hw.rtl.stream import simulate
+    from hw.rtl.tools import RtlToolError
+
+    run, _ = resnet8_run
+    computed, rows = {}, {}
+
+    def one_row(model, fork) -> dict[str, int]:
+        depths = skip_fifo_depths(model, fork)
+        _, _, width, folds, _ = getCustomOp(fork).get_folded_output_shape()  # (1, H, W, C/PE, PE)
+        rows["words"] = width * folds
+        computed.update(depths)
+        return {t: rows["words"] if d else 0 for t, d in depths.items()}
+
+    monkeypatch.setattr(segment, "skip_fifo_depths", one_row)
+    board = load_board("pynq-z2")
+    rtl = segment.generate_segment("backbone_0", run / "dataflow" / "backbone_0.folded.onnx", tmp_path / "seg",
+                                   board.part, board.clock_period_ns)
+    assert [layer["skip_fifo"] for layer in rtl.layers if "skip_fifo" in layer] == [rows["words"]]
+    assert max(computed.values()) > 2 * rows["words"]
+    binary, _ = _compile(rtl, tmp_path / "seg")
+    for f in rtl.data_files:
+        (tmp_path / "sim").mkdir(exist_ok=True)
+        (tmp_path / "sim" / f).write_bytes((rtl.out_dir / "src" / f).read_bytes())
+    frame = rtl.input.words_per_frame
+    words = np.random.default_rng(0).integers(0, 1 << rtl.input.bits, (2 * frame, rtl.input.elems))
+    with pytest.raises(RtlToolError, match=r"no end after \d+ cycles: out0_V 0 of"):
+        simulate(binary, tmp_path / "sim", words, rtl.input.bits, 2 * rtl.output.words_per_frame,
+                 rtl.output.elems, rtl.output.bits, rtl.output.signed, max_cycles=20 * frame)

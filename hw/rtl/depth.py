@@ -32,6 +32,8 @@ OUR_BLOCKS: dict[str, Path] = {
     "btsee_queue": HERE / "exit_glue" / "queue.sv",
     "btsee_exit_merge": HERE / "exit_glue" / "exit_merge.sv",
     "btsee_axis_last": HERE.parent / "vivado" / "axis_last.sv",
+    "btsee_residual_add": HERE / "residual_add" / "residual_add.sv",
+    "btsee_global_acc_pool": HERE / "global_acc_pool" / "global_acc_pool.sv",
 }
 """Our blocks: module name -> its source (one file, no dependencies)."""
 

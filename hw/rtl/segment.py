@@ -1,17 +1,19 @@
-"""The RTL of one segment: FINN's generated HDL for every layer, our max pool for FINN's
-HLS-only Pool, and a generated top level that stitches them as Vivado IP Integrator would.
+"""The RTL of one segment: FINN's generated HDL for every layer, our blocks for FINN's
+HLS-only layers (`hw.rtl.block_instances`: max pool, fork, residual add, global pool),
+and a generated top level that stitches them as Vivado IP Integrator would.
 
 `generate_segment(name, folded_graph, out_dir, part, clock_ns)`:
 
 1. reads the segment's folded, specialized dataflow partition (the `dataflow` step's
-   `*.folded.onnx`: every layer RTL but Pool), inserts FINN's width converters where a
+   `*.folded.onnx`: a chain, or a residual graph with forks and joins), inserts FINN's width converters where a
    layer's output word is not its consumer's input word, and specializes them to RTL;
 2. has finn-plus generate each RTL layer's HDL (`PrepareIP`, no Vivado) and copies it, the
    finn-rtllib sources it uses and its memory files into out_dir/src, the library copies
    fixed by the named patches of `hw.rtl.patches` (the installed package is never edited);
-3. writes out_dir/src/<top>.sv: the layers chained by AXI-Stream, each MVAU's weight
-   stream (`memstream`, FINN's internal_decoupled mode) wired to it, and ports of FINN's
-   names (ap_clk, ap_rst_n, in0_V_*, out0_V_*).
+3. writes out_dir/src/<top>.sv: the layers joined by AXI-Stream as the graph wires them,
+   each MVAU's weight stream (`memstream`, FINN's internal_decoupled mode) wired to it,
+   a FIFO on each residual block's shorter branch (`hw.rtl.skip_fifo`), and ports of
+   FINN's names (ap_clk, ap_rst_n, in0_V_*, out0_V_*).
 
 It returns a `SegmentRtl` with the sources in compile order and the stream formats of the
 two ends, which the simulation packs and unpacks. A layer without RTL here is a
@@ -26,11 +28,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hw.finn.convert import DataflowError
+from hw.rtl.block_instances import BLOCK_SOURCES, QUEUE_SOURCE, block_instance, queue_instance
 from hw.rtl.patches import patch_library_file
+from hw.rtl.skip_fifo import skip_fifo_depths
 
-MAXPOOL_SOURCE = Path(__file__).parent / "maxpool" / "maxpool.sv"
-QUEUE_SOURCE = Path(__file__).parent / "exit_glue" / "queue.sv"
-"""A first-in first-out stream buffer (the decision queue of the exit glue), also the FIFO in front of MVUs."""
 DSP_STUBS = Path(__file__).parent / "xilinx_primitives.sv"
 """Black-box declarations of the Xilinx primitives finn-rtllib instantiates (synthesis only)."""
 PORT = re.compile(r"^\s*(input|output)\s+(?:wire\s+|reg\s+|logic\s+)?(\[[^\]]*\]\s*)?(\w+)\s*,?", re.M)
@@ -108,18 +109,18 @@ def read_design_record(path: Path, schema: dict) -> dict:
 
 
 def not_covered(folded: Path) -> str | None:
-    """Why the generator cannot stitch this folded graph (a fork or join, or a layer with
-    neither an RTL variant nor a block of ours), or None when it can."""
+    """Why the generator cannot stitch this folded graph (a layer with neither an RTL
+    variant nor a block of ours, or a stream read before it is written), or None when it can."""
     import onnx
 
-    nodes = list(onnx.load(str(folded)).graph.node)
-    for a, b in zip(nodes, nodes[1:]):
-        if len(a.output) != 1 or b.input[0] != a.output[0]:
-            return (f"node {b.name!r} ({b.op_type}) does not read the previous layer's output: only chains "
-                    "are stitched (forks and residual adds have no RTL here yet)")
-    for n in nodes:
-        if not n.op_type.endswith("_rtl") and n.op_type != "Pool_hls":
+    graph = onnx.load(str(folded)).graph
+    written = {graph.input[0].name} | {t.name for t in graph.initializer}
+    for n in graph.node:
+        if not n.op_type.endswith("_rtl") and n.op_type not in BLOCK_SOURCES:
             return f"node {n.name!r} ({n.op_type}) has no RTL variant and no block of ours"
+        if missing := [t for t in n.input if t not in written]:
+            return f"node {n.name!r} ({n.op_type}) reads {missing[0]!r} before any node writes it"
+        written.update(n.output)
     return None
 
 
@@ -163,11 +164,11 @@ def _layer_files(model, node, where: str) -> dict:
     from qonnx.custom_op.registry import getCustomOp
 
     op = getCustomOp(node)
-    if node.op_type == "Pool_hls":
+    if node.op_type in BLOCK_SOURCES:
         return {"hdl": [], "data": [], "memstream": None}
     if not node.op_type.endswith("_rtl"):
         raise SegmentRtlError(f"{where}: node {node.name!r} ({node.op_type}) has no RTL implementation in "
-                              "this flow (only FINN's RTL layers and MaxPool are)")
+                              "this flow (only FINN's RTL layers and the blocks of hw.rtl.block_instances)")
     gen = Path(op.get_nodeattr("code_gen_dir_ipgen"))
     hdl = [Path(p) for p in op.get_rtl_file_list(abspath=True)]
     data = sorted(p for p in gen.iterdir() if p.suffix == ".dat")
@@ -224,7 +225,7 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
     if (reason := not_covered(folded)) is not None:
         raise SegmentRtlError(f"{folded}: {reason}")
     model, files = _prepare(folded, out_dir / "finn_tmp", part, clock_ns, name)
-    nodes = list(model.graph.node)  # still a chain: width converters go between two layers
+    nodes = list(model.graph.node)  # in graph order: every stream is written before it is read
     copied: dict[str, Path] = {}
     data_files: list[str] = []
 
@@ -238,28 +239,45 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
         copied[path.name] = path
         (src / path.name).write_text(patch_library_file(path.name, path.read_text()))
 
-    body, layers = [], []
-    first, last = nodes[0], nodes[-1]
-    top = f"segment_{name}"
-    for k, node in enumerate(nodes):
+    graph_in, graph_out = model.graph.input[0].name, model.graph.output[0].name
+    wire = {graph_in: "s0"}  # tensor -> the stream's wire prefix
+    first = model.find_consumer(graph_in)
+    in_w = getCustomOp(first).get_instream_width_padded()
+    body = [f"  wire [{in_w - 1}:0] s0_tdata; wire s0_tvalid, s0_tready;",
+            "  assign s0_tdata = in0_V_TDATA; assign s0_tvalid = in0_V_TVALID; assign in0_V_TREADY = s0_tready;"]
+    skip_depth: dict[str, int] = {}  # fork output tensor -> its branch's FIFO words
+    layers = []
+    for node in nodes:
         op = getCustomOp(node)
-        in_w, out_w = op.get_instream_width_padded(), op.get_outstream_width_padded()
-        s_in, s_out = f"s{k}", f"s{k + 1}"
-        if k == 0:
-            body.append(f"  wire [{in_w - 1}:0] s0_tdata; wire s0_tvalid, s0_tready;")
-            body.append("  assign s0_tdata = in0_V_TDATA; assign s0_tvalid = in0_V_TVALID; "
-                        "assign in0_V_TREADY = s0_tready;")
-        body.append(f"  wire [{out_w - 1}:0] {s_out}_tdata; wire {s_out}_tvalid, {s_out}_tready;")
+        ins = [wire[t] for t in node.input if model.get_initializer(t) is None]
+        outs = []
+        for k, t in enumerate(node.output):
+            wire[t] = f"s{len(wire)}"
+            outs.append(wire[t])
+            body.append(f"  wire [{op.get_outstream_width_padded(k) - 1}:0] {wire[t]}_tdata; "
+                        f"wire {wire[t]}_tvalid, {wire[t]}_tready;")
         attrs = {a: op.get_nodeattr(a) for a in ("PE", "SIMD") if a in op.get_nodeattr_types()}
+        for k, t in enumerate(t for t in node.input if model.get_initializer(t) is None):
+            if skip_depth.get(t, 0):
+                ins[k] = f"{node.name}_skip"
+                body.append(queue_instance(ins[k], op.get_instream_width_padded(k), skip_depth[t], wire[t],
+                                           f"{node.name}: the residual block's shorter branch waits here while "
+                                           "the other fills its window buffers"))
+                attrs["skip_fifo"] = skip_depth[t]
+                copy(QUEUE_SOURCE)
         if (depth := mvu_input_fifo_depth(op) if node.op_type == "MVAU_rtl" else 0):
-            body.append(_fifo_instance(node.name, in_w, depth, s_in))
-            s_in = f"{node.name}_fifo"
+            body.append(queue_instance(f"{node.name}_fifo", op.get_instream_width_padded(), depth, ins[0],
+                                       f"{node.name}'s input FIFO: one vector, so the producer runs while the "
+                                       "MVU replays it"))
+            ins[0] = f"{node.name}_fifo"
             attrs["input_fifo"] = depth
             copy(QUEUE_SOURCE)
-        if node.op_type == "Pool_hls":
-            body.append(_maxpool_instance(model, node, s_in, s_out, str(folded)))
-            module = "btsee_maxpool"
-            copy(MAXPOOL_SOURCE)
+        if node.op_type in BLOCK_SOURCES:
+            body.append(block_instance(model, node, ins, outs, str(folded)))
+            module = BLOCK_SOURCES[node.op_type].stem
+            copy(BLOCK_SOURCES[node.op_type])
+            if node.op_type == "DuplicateStreams_hls":
+                skip_depth.update(skip_fifo_depths(model, node))
         else:
             f = files[node.name]
             for p in f["hdl"]:
@@ -276,16 +294,17 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
                 ms.write_text(re.sub(r'parameter\s+INIT_FILE\s*=\s*"[^"]*"', f'parameter  INIT_FILE = "{init}"',
                                      ms.read_text()))
                 body.append(_memstream_instance(ms, node.name))
-            body.append(_layer_instance(wrapper, module, node.name, s_in, s_out,
+            body.append(_layer_instance(wrapper, module, node.name, ins[0], outs[0],
                                         weights=f["memstream"] is not None))
         layers.append({"node": node.name, "op": node.op_type, "module": module, **attrs})
-    n = len(nodes)
-    body.append(f"  assign out0_V_TDATA = s{n}_tdata; assign out0_V_TVALID = s{n}_tvalid; "
-                f"assign s{n}_tready = out0_V_TREADY;")
-    fmt_in = _stream_format(first, first.input[0], True)
-    fmt_out = _stream_format(last, last.output[0], False)
+    last = model.find_producer(graph_out)
+    body.append(f"  assign out0_V_TDATA = {wire[graph_out]}_tdata; assign out0_V_TVALID = {wire[graph_out]}_tvalid; "
+                f"assign {wire[graph_out]}_tready = out0_V_TREADY;")
+    fmt_in = _stream_format(first, graph_in, True)
+    fmt_out = _stream_format(last, graph_out, False)
+    top = f"segment_{name}"
     header = (f"// Generated by hw/rtl/segment.py from {folded.name}: segment {name} as one AXI-Stream\n"
-              f"// design, {n} layers: " + ", ".join(f"{l['node']}" for l in layers) + ".\n"
+              f"// design, {len(nodes)} layers: " + ", ".join(f"{l['node']}" for l in layers) + ".\n"
               f"module {top} (\n  input ap_clk, input ap_rst_n,\n"
               f"  input [{fmt_in.width - 1}:0] in0_V_TDATA, input in0_V_TVALID, output in0_V_TREADY,\n"
               f"  output [{fmt_out.width - 1}:0] out0_V_TDATA, output out0_V_TVALID, input out0_V_TREADY\n);\n")
@@ -305,16 +324,6 @@ def mvu_input_fifo_depth(op) -> int:
     nf = op.get_nodeattr("MH") // op.get_nodeattr("PE")
     sf = op.get_nodeattr("MW") // op.get_nodeattr("SIMD")
     return sf if nf > 2 else 0
-
-
-def _fifo_instance(node: str, width: int, depth: int, s_in: str) -> str:
-    """A btsee_queue of `depth` words between stream `s_in` and `node`'s input."""
-    f = f"{node}_fifo"
-    return (f"  // {node}'s input FIFO: one vector, so the producer runs while the MVU replays it\n"
-            f"  wire [{width - 1}:0] {f}_tdata; wire {f}_tvalid, {f}_tready;\n"
-            f"  btsee_queue #(.WIDTH({width}), .DEPTH({depth})) {f}_i (.ap_clk(ap_clk), .ap_rst_n(ap_rst_n),\n"
-            f"    .in0_V_TDATA({s_in}_tdata), .in0_V_TVALID({s_in}_tvalid), .in0_V_TREADY({s_in}_tready),\n"
-            f"    .out0_V_TDATA({f}_tdata), .out0_V_TVALID({f}_tvalid), .out0_V_TREADY({f}_tready), .peak());")
 
 
 def _declares(path: Path, module: str) -> bool:
@@ -362,29 +371,3 @@ def _layer_instance(wrapper: Path, module: str, node: str, s_in: str, s_out: str
         else:
             conns.append(f".{port}()")
     return f"  {module} {node}_i (\n    " + ",\n    ".join(conns) + ");"
-
-
-def _maxpool_instance(model, node, s_in: str, s_out: str, where: str) -> str:
-    """Our max pool for a FINN Pool (MaxPool) fed by a depthwise window generator."""
-    from qonnx.custom_op.registry import getCustomOp
-
-    op = getCustomOp(node)
-    if op.get_nodeattr("Function") != "MaxPool":
-        raise SegmentRtlError(f"{where}: node {node.name!r}: Pool function {op.get_nodeattr('Function')!r} "
-                              "has no RTL here (MaxPool only)")
-    producer = model.find_producer(node.input[0])
-    while producer is not None and producer.op_type.startswith("StreamingFIFO"):  # FIFOs keep the word order
-        producer = model.find_producer(producer.input[0])
-    if producer is None or not producer.op_type.startswith("ConvolutionInputGenerator") \
-            or getCustomOp(producer).get_nodeattr("depthwise") != 1:
-        raise SegmentRtlError(f"{where}: node {node.name!r}: the max pool reads a depthwise window "
-                              "generator's stream, and this Pool is fed otherwise")
-    dt = op.get_input_datatype()
-    kernel = 1
-    for k in op.get_nodeattr("KernelSize"):
-        kernel *= int(k)
-    return (f"  btsee_maxpool #(.PE({op.get_nodeattr('PE')}), .BITS({dt.bitwidth()}), .KERNEL({kernel}), "
-            f".SIGNED({int(dt.signed())})) {node.name}_i (\n"
-            f"    .ap_clk(ap_clk), .ap_rst_n(ap_rst_n),\n"
-            f"    .in0_V_TDATA({s_in}_tdata), .in0_V_TVALID({s_in}_tvalid), .in0_V_TREADY({s_in}_tready),\n"
-            f"    .out0_V_TDATA({s_out}_tdata), .out0_V_TVALID({s_out}_tvalid), .out0_V_TREADY({s_out}_tready));")

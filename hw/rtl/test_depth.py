@@ -131,7 +131,7 @@ def test_instances_in_generated_text(tmp_path):
     column max: distinct (module, parameters), whitespace-free, declarations skipped."""
     from hw.rtl.exit_decision.model import parameters
     from hw.rtl.multi_exit import _Top
-    from hw.rtl.segment import _fifo_instance
+    from hw.rtl.block_instances import queue_instance
 
     top = _Top()
     top.instance("btsee_fork", "fork0_i", {"in0_V": "a", "out0_V": "b", "out1_V": "c"}, "#(.WIDTH(16))")
@@ -143,7 +143,7 @@ def test_instances_in_generated_text(tmp_path):
     multi.write_text("module btsee_multi_exit (input ap_clk);\n" + "\n".join(top.lines) +
                      "\n  // btsee_queue #(.WIDTH(1)) commented_i (\n  /* btsee_maxpool x_i ( */\nendmodule\n")
     segment = tmp_path / "segment_backbone_0.sv"
-    segment.write_text(_fifo_instance("MVAU_rtl_0", 24, 36, "s0"))
+    segment.write_text(queue_instance("MVAU_rtl_0_fifo", 24, 36, "s0", "an MVU's input FIFO"))
     wrapper = tmp_path / "ColumnMax_0.sv"
     wrapper.write_text('module ColumnMax_0 (input ap_clk);\n  btsee_column_max #(.PE(4), .BITS(4), .ROWS(30), '
                        '.WORDS(120), .SIGNED(0), .RAM_STYLE("block")) impl (.*);\nendmodule\n'
