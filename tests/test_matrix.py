@@ -14,8 +14,8 @@ Each value is covered at least once, not the cross product:
 
 Besides these: 10 classes, grey, W4A4 and three exits in the tiny run of
 tests/conftest.py (every step, netlists included); 6 classes, RGB, 64x64 with ResNet-8
-in tests/test_resnet_flow.py (through FINN and package: its residual segments have no
-RTL yet). Every input is 8-bit pixels. The weights go through the MVUs' DSP48E1 datapath
+in tests/test_resnet_flow.py (residual segments and the whole design in RTL, synth and
+package). Every input is 8-bit pixels. The weights go through the MVUs' DSP48E1 datapath
 in every case, so the 2, 3, 6 and 8-bit cases check FINN's DSP packing at those widths
 against golden, image by image.
 

@@ -13,21 +13,16 @@ A FIFO (`btsee_queue`) goes in front of MVUs and on a residual block's shorter b
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from hw.finn.convert import DataflowError
+from hw.rtl.depth import OUR_BLOCKS
 from hw.rtl.residual_add.model import fits, out_bits
 
-HERE = Path(__file__).parent
-QUEUE_SOURCE = HERE / "exit_glue" / "queue.sv"
+QUEUE_SOURCE = OUR_BLOCKS["btsee_queue"]
 """A first-in first-out stream buffer (the decision queue of the exit glue), also the FIFO in front of MVUs."""
-BLOCK_SOURCES = {
-    "Pool_hls": HERE / "maxpool" / "maxpool.sv",
-    "DuplicateStreams_hls": HERE / "exit_glue" / "fork.sv",
-    "ElementwiseAdd_hls": HERE / "residual_add" / "residual_add.sv",
-    "GlobalAccPool_hls": HERE / "global_acc_pool" / "global_acc_pool.sv",
-}
-"""FINN op type -> the source of the block of ours that implements it."""
+BLOCKS = {op: (module, OUR_BLOCKS[module]) for op, module in (
+    ("Pool_hls", "btsee_maxpool"), ("DuplicateStreams_hls", "btsee_fork"),
+    ("ElementwiseAdd_hls", "btsee_residual_add"), ("GlobalAccPool_hls", "btsee_global_acc_pool"))}
+"""FINN op type -> (module, source) of the block of ours that implements it."""
 
 
 class BlockError(DataflowError):
@@ -57,7 +52,7 @@ def queue_instance(name: str, width: int, depth: int, s_in: str, why: str) -> st
 
 
 def block_instance(model, node, ins: list[str], outs: list[str], where: str) -> str:
-    """The instance of our block for FINN layer `node` (an op type of BLOCK_SOURCES),
+    """The instance of our block for FINN layer `node` (an op type of BLOCKS),
     reading the streams `ins` and writing `outs` (wire prefixes, in the node's order)."""
     from qonnx.custom_op.registry import getCustomOp
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hw.finn.convert import DataflowError
-from hw.rtl.block_instances import BLOCK_SOURCES, QUEUE_SOURCE, block_instance, queue_instance
+from hw.rtl.block_instances import BLOCKS, QUEUE_SOURCE, block_instance, queue_instance
 from hw.rtl.patches import patch_library_file
 from hw.rtl.skip_fifo import skip_fifo_depths
 
@@ -116,7 +116,7 @@ def not_covered(folded: Path) -> str | None:
     graph = onnx.load(str(folded)).graph
     written = {graph.input[0].name} | {t.name for t in graph.initializer}
     for n in graph.node:
-        if not n.op_type.endswith("_rtl") and n.op_type not in BLOCK_SOURCES:
+        if not n.op_type.endswith("_rtl") and n.op_type not in BLOCKS:
             return f"node {n.name!r} ({n.op_type}) has no RTL variant and no block of ours"
         if missing := [t for t in n.input if t not in written]:
             return f"node {n.name!r} ({n.op_type}) reads {missing[0]!r} before any node writes it"
@@ -164,7 +164,7 @@ def _layer_files(model, node, where: str) -> dict:
     from qonnx.custom_op.registry import getCustomOp
 
     op = getCustomOp(node)
-    if node.op_type in BLOCK_SOURCES:
+    if node.op_type in BLOCKS:
         return {"hdl": [], "data": [], "memstream": None}
     if not node.op_type.endswith("_rtl"):
         raise SegmentRtlError(f"{where}: node {node.name!r} ({node.op_type}) has no RTL implementation in "
@@ -272,10 +272,10 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
             ins[0] = f"{node.name}_fifo"
             attrs["input_fifo"] = depth
             copy(QUEUE_SOURCE)
-        if node.op_type in BLOCK_SOURCES:
+        if node.op_type in BLOCKS:
             body.append(block_instance(model, node, ins, outs, str(folded)))
-            module = BLOCK_SOURCES[node.op_type].stem
-            copy(BLOCK_SOURCES[node.op_type])
+            module, source = BLOCKS[node.op_type]
+            copy(source)
             if node.op_type == "DuplicateStreams_hls":
                 skip_depth.update(skip_fifo_depths(model, node))
         else:
