@@ -175,3 +175,18 @@ def assert_same_words_and_cycles(finn_runs: list, patched_runs: list, expected, 
         assert np.array_equal(mine.codes, expected)
         assert len(mine.frame_end_cycles) == frames
         assert np.array_equal(mine.frame_end_cycles, theirs.frame_end_cycles)
+
+
+FIRST_MODULES = ("test_faults.py", "test_resnet_flow.py")
+"""Test files run first, in this order: with `--dist loadscope --no-loadscope-reorder` (make
+test) each of the two workers starts with one, so the tiny run (built by the first) and
+ResNet-8's run (the second) are built side by side instead of one worker waiting for the
+other's tiny run."""
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """Moves the tests of FIRST_MODULES to the front, in that order; the rest keep theirs."""
+    def rank(item) -> int:
+        name = item.path.name
+        return FIRST_MODULES.index(name) if name in FIRST_MODULES else len(FIRST_MODULES)
+    items.sort(key=rank)  # stable
