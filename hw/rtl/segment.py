@@ -5,8 +5,9 @@ and a generated top level that stitches them as Vivado IP Integrator would.
 `generate_segment(name, folded_graph, out_dir, part, clock_ns)`:
 
 1. reads the segment's folded, specialized dataflow partition (the `dataflow` step's
-   `*.folded.onnx`: a chain, or a residual graph with forks and joins), inserts FINN's width converters where a
-   layer's output word is not its consumer's input word, and specializes them to RTL;
+   `*.folded.onnx`: a chain, or a residual graph with forks and joins), inserts FINN's
+   width converters where a layer's output word is not its consumer's input word, and
+   specializes them to RTL;
 2. has finn-plus generate each RTL layer's HDL (`PrepareIP`, no Vivado) and copies it, the
    finn-rtllib sources it uses and its memory files into out_dir/src, the library copies
    fixed by the named patches of `hw.rtl.patches` (the installed package is never edited);
