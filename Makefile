@@ -27,8 +27,8 @@ deploy: setup
 		$(if $(BOARD_PYTHON),--python "$(BOARD_PYTHON)")
 
 # Two pytest-xdist workers (the CI machine has 2 cores); tests of one module share a worker.
-# Test files in the order tests/conftest.py gives them (the two long fixtures first, one per
-# worker), not xdist's largest-first, which left a worker waiting on the other's tiny run.
+# Test files in the order tests/conftest.py gives them (ResNet-8's run built while the other
+# worker waits for the tiny run's background build), not xdist's largest-first order.
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadscope --no-loadscope-reorder --durations=25 -m "not matrix"
 

@@ -179,9 +179,9 @@ def assert_same_words_and_cycles(finn_runs: list, patched_runs: list, expected, 
 
 FIRST_MODULES = ("test_faults.py", "test_resnet_flow.py")
 """Test files run first, in this order: with `--dist loadscope --no-loadscope-reorder` (make
-test) each of the two workers starts with one, so the tiny run (built by the first) and
-ResNet-8's run (the second) are built side by side instead of one worker waiting for the
-other's tiny run."""
+test) each of the two workers starts with one. The first waits for the tiny run's
+background build; the second builds ResNet-8's run meanwhile, where with xdist's
+largest-first order both workers started with tests waiting for the tiny run."""
 
 
 def pytest_collection_modifyitems(session, config, items) -> None:
