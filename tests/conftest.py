@@ -91,18 +91,6 @@ def build_tiny_run(shared: Path) -> Path:
 _background_build: subprocess.Popen | None = None
 
 
-def pytest_collection_modifyitems(config, items) -> None:
-    """Modules that use the tiny run go last, in their order (pytest-xdist hands whole
-    modules to its workers in this order): the other tests run while it builds."""
-    def module(item) -> str:
-        return item.nodeid.split("::")[0]
-
-    uses: dict[str, bool] = {}
-    for item in items:
-        uses[module(item)] = uses.get(module(item), False) or bool(TINY_RUN_FIXTURES & set(item.fixturenames))
-    items.sort(key=lambda item: uses[module(item)])  # stable: the order within each group is kept
-
-
 def pytest_collection_finish(session) -> None:
     """When the selected tests use the tiny run, one process (the first worker to get here)
     starts building it in the background at once, so that the tests that do not need it
