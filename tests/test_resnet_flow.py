@@ -129,7 +129,8 @@ def test_exact_thresholds_of_a_residual_segment(resnet8_run):
 
 def test_resnet8_whole_design_in_rtl(resnet8_run):
     """Every segment, the residual ones included (forks, residual adds, the global pool as
-    blocks of ours, a FIFO on each shorter branch), is RTL equal to golden, and so is the
+    blocks of ours, a FIFO on each shorter branch, a queue at the add's end of each branch
+    with layers), is RTL equal to golden, and so is the
     whole multi-exit design on every test image, free-running and with stalls."""
     run, _ = resnet8_run
     report = json.loads((run / "report.json").read_text())
@@ -144,6 +145,8 @@ def test_resnet8_whole_design_in_rtl(resnet8_run):
     forks = [layer for name in ("backbone_0", "backbone_1", "backbone_final")
              for layer in rtl["segments"][name]["layers"] if "skip_fifo" in layer]
     assert len(forks) == 3 and all(layer["skip_fifo"] > 0 for layer in forks)
+    adds = [layer for seg in rtl["segments"].values() for layer in seg["layers"] if layer["op"] == "ElementwiseAdd_hls"]
+    assert len(adds) == 3 and all(layer.get("join_queues") for layer in adds)  # the convolutions' branch ends in one
     whole = report["bit_exact"]["golden_vs_rtl"]
     assert whole["images"] == 128 and whole["mismatches"] == 0
     for mode, images in (("free_running", 128), ("stalled", 100)):
