@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fold_designs import SEGMENT_IMAGES  # noqa: E402  (results written before the key was)
 from bench.method_figures import RENDER as METHOD_RENDER  # noqa: E402
+from bench.resnet8_figures import RENDER as RESNET8_RENDER  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
@@ -223,7 +224,7 @@ RENDER = {"folding": ("folding", render_folding), "folding_curve": ("folding", r
           "seeds_summary": ("seeds", render_seeds_summary), "netlist_summary": ("netlist", render_netlist_summary),
           "chain_summary": ("chain", render_chain_summary), "qat_speed": ("qat_speed", render_qat_speed),
           "default_design": ("default_run", render_default_design),
-          "default_segments": ("default_run", render_default_segments), **METHOD_RENDER}
+          "default_segments": ("default_run", render_default_segments), **METHOD_RENDER, **RESNET8_RENDER}
 """Block name -> (the bench/results JSON it reads, its renderer)."""
 
 
