@@ -36,7 +36,7 @@ def render_resnet8(doc: dict) -> str:
               f"Our resources are Yosys's (no place and route), our clock the target, not a met timing. "
               f"Training: {doc['training']['train']['epochs']} epochs on 2 CPU cores, not the config's GPU "
               f"schedule. Measured at {doc['commit']} by `make bench` (`bench/bench_resnet8.py`, "
-              f"its runs' steps took {doc['step_seconds'] / 60:.0f} minutes on 2 cores)."]
+              f"its runs' step times summed: {doc['step_seconds'] / 60:.0f} minutes on 2 cores)."]
     return "\n".join(lines) + "\n"
 
 
