@@ -15,10 +15,10 @@ def render_resnet8(doc: dict) -> str:
         (f"ours, no exit, every segment folded for {u['target_fps']:,} images/s (the backbone segments of "
          f"that run; slowest: {u['slowest']})", u["images_per_second"], u["clock_mhz"], u, None,
          "Fashion-MNIST, W4A4", "RTL simulation, slowest segment"),
-        (f"ours, early exit (exits {e['exits_built']}), fastest within {budget} LUT", e["images_per_second"],
+        (f"ours, early exit (exits {e['exits_built']}), fastest within {budget} modelled LUT", e["images_per_second"],
          e["clock_mhz"], e, e["accuracy"]["early_exit"], "Fashion-MNIST, W4A4",
          f"RTL simulation, whole design, {e['images']:,} test images in order"),
-        (f"ours, no exit, fastest within {budget} LUT", n["images_per_second"], n["clock_mhz"], n,
+        (f"ours, no exit, fastest within {budget} modelled LUT", n["images_per_second"], n["clock_mhz"], n,
          n["accuracy"]["backbone"], "Fashion-MNIST, W4A4",
          f"RTL simulation, whole design, {n['images']:,} test images in order"),
     ] + [(p["design"], p["images_per_second"], p["clock_mhz"], p, p["accuracy"], p["data"], p["throughput"])
@@ -31,7 +31,7 @@ def render_resnet8(doc: dict) -> str:
     equal = ("the no-exit design uses no more LUT, DSP or BRAM18 than the early-exit one"
              if doc["no_exit_within_early_exit_resources"] else
              "the no-exit design is not within the early-exit one's resources in every column: compare them above")
-    lines += ["", f"Early exit over no exit within {budget} LUT: **{doc['ratio']}x** measured in RTL ({equal}); "
+    lines += ["", f"Early exit over no exit within {budget} modelled LUT: **{doc['ratio']}x** measured in RTL ({equal}); "
               f"the exits' bound, 1 / MAC fraction, is {doc['bound']}x (MAC fraction {e['mac_fraction']:.3f}). "
               f"Our resources are Yosys's (no place and route), our clock the target, not a met timing. "
               f"Training: {doc['training']['train']['epochs']} epochs on 2 CPU cores, not the config's GPU "
@@ -51,7 +51,7 @@ def render_resnet8_summary(doc: dict) -> str:
             f"in {u['LUT']:,} LUT + LUTRAM, {u['DSP']} DSP and {u['BRAM18']} BRAM18 (Yosys). Target: fpgaConvNet's "
             f"{ref['images_per_second']:,} images/s within {ref['LUT']:,} / {ref['DSP']} / {ref['BRAM18']} on the same "
             f"chip ({met}; theirs is CIFAR-10 at {ref['clock_mhz']} MHz, measured on the board). Early exit over no exit "
-            f"within {doc['lut_budget']:,} LUT: {doc['ratio']}× (bound {doc['bound']}×).\n")
+            f"within {doc['lut_budget']:,} modelled LUT: {doc['ratio']}× (bound {doc['bound']}×).\n")
 
 
 RENDER = {"resnet8": ("resnet8", render_resnet8), "resnet8_summary": ("resnet8", render_resnet8_summary)}
