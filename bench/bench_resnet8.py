@@ -126,7 +126,6 @@ def main() -> int:
     folders: dict[str, Path] = {}
     for name, hardware in DESIGNS.items():
         folders[name] = run(name, hardware, next(iter(folders.values()), None))
-    sys.path.insert(0, str(ROOT))
     from btsee.cli import mismatches_found
     from calib.atomic import atomic_write_json
 
