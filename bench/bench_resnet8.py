@@ -8,7 +8,9 @@ CPU and taken through `rtl` and `synth` three ways, in runs/bench_resnet8/:
   resources = their synthesized sum.
 * `early_exit` and `no_exit`: the fold step's fastest design within LUT_BUDGET with the
   exits it picks, and with none; each simulated whole, in RTL, on the first RTL_IMAGES
-  test images in order, and synthesized.
+  test images in order, and synthesized. Then each at full counts
+  (`btsee.steps.rtl_checks`): every segment on those RTL_IMAGES free-running and with
+  stalls, and the whole design on them with stalls.
 
 Writes bench/results/resnet8.json; docs/hardware.md renders it (bench/resnet8_figures.py).
 Exits 1 on any mismatch against golden.
@@ -111,6 +113,23 @@ def whole_design(folder: Path) -> dict:
             "golden_vs_rtl_segments": report["bit_exact"]["golden_vs_rtl_segments"]["mismatches"]}
 
 
+def full_count_checks(folder: Path) -> dict:
+    """`rtl_checks` on a run at RTL_IMAGES: per segment and for the whole design, the
+    images compared and the mismatched ones in each pass, and the seconds it took."""
+    from btsee.config import load_config
+    from btsee.flow import Context
+    from btsee.steps.rtl_checks import rtl_checks
+
+    t0 = time.time()
+    doc = rtl_checks(Context(load_config(folder / "config.json"), folder, env=None), RTL_IMAGES,
+                     log=lambda line: print(line, flush=True))
+    passes = {name: {label: {k: r[label][k] for k in ("images", "mismatched_images")}
+                     for label in ("free_running", "stalled")} for name, r in doc["segments"].items()}
+    design = doc["design"] and {"stalled": {k: doc["design"]["stalled"][k] for k in ("images", "mismatched_images")}}
+    return {"images": doc["images"], "stalls_percent": doc["stalls_percent"], "mismatches": doc["mismatches"],
+            "segments": passes, "whole_design": design, "seconds": round(time.time() - t0, 1)}
+
+
 def step_seconds(folders: dict[str, Path]) -> float:
     """Seconds the runs' steps took when they ran (steps.json), a later run's copied data
     and backbone steps counted once."""
@@ -131,15 +150,17 @@ def main() -> int:
 
     early, plain = whole_design(folders["early_exit"]), whole_design(folders["no_exit"])
     at_equal = all(plain[k] <= early[k] for k in ("LUT", "DSP", "BRAM18"))
+    checks = {name: full_count_checks(folders[name]) for name in ("early_exit", "no_exit")}
     doc = {"benchmark": "resnet8", "config": BASE_CONFIG, "training": TRAINING, "commit": commit_of(ROOT),
            "no_exit_uniform": dict(backbone_alone(folders["uniform"]), target_fps=UNIFORM_FPS),
            "lut_budget": LUT_BUDGET, "early_exit": early, "no_exit": plain,
            "ratio": round(early["images_per_second"] / plain["images_per_second"], 3),
            "no_exit_within_early_exit_resources": at_equal,
-           "bound": round(1 / early["mac_fraction"], 3), "published": PUBLISHED,
+           "bound": round(1 / early["mac_fraction"], 3), "published": PUBLISHED, "full_count_checks": checks,
            "step_seconds": step_seconds(folders), "seconds": round(time.time() - t0, 1)}
     atomic_write_json(OUT, doc)
     found = {name: m for name, f in folders.items() if (m := mismatches_found(f))}
+    found.update({f"{name} (full counts)": c["mismatches"] for name, c in checks.items() if c["mismatches"]})
     print(f"resnet8: {OUT}; no exit at {UNIFORM_FPS} fps folding: {doc['no_exit_uniform']['images_per_second']:,.0f} "
           f"images/s; early exit / no exit within {LUT_BUDGET:,} LUT: {doc['ratio']}x; mismatches: {found or 'none'}")
     return 1 if found else 0

@@ -36,8 +36,23 @@ def render_resnet8(doc: dict) -> str:
               f"Our resources are Yosys's (no place and route), our clock the target, not a met timing. "
               f"Training: {doc['training']['train']['epochs']} epochs on 2 CPU cores, not the config's GPU "
               f"schedule. Measured at {doc['commit']} by `make bench` (`bench/bench_resnet8.py`, "
-              f"its runs' step times summed: {doc['step_seconds'] / 60:.0f} minutes on 2 cores)."]
+              f"its runs' step times summed: {doc['step_seconds'] / 60:.0f} minutes on 2 cores).", "",
+              _full_counts(doc["full_count_checks"])]
     return "\n".join(lines) + "\n"
+
+
+def _full_counts(checks: dict) -> str:
+    """One sentence: the full-count RTL checks of each design and what they found."""
+    parts = []
+    for name, c in checks.items():
+        segs = ", ".join(f"{seg} {p['free_running']['mismatched_images']} + {p['stalled']['mismatched_images']}"
+                         for seg, p in c["segments"].items())
+        whole = c["whole_design"]["stalled"]["mismatched_images"] if c["whole_design"] else "not built"
+        parts.append(f"{name.replace('_', ' ')}: {segs} (free-running + stalled); whole design with stalls {whole}")
+    first = next(iter(checks.values()))
+    return (f"At full counts (`btsee.steps.rtl_checks`), every segment on the first {first['images']:,} test images "
+            f"in order, free-running and with {first['stalls_percent']['input']}/{first['stalls_percent']['output']} % "
+            f"stalls, and each whole design on them with stalls; mismatched images: " + "; ".join(parts) + ".")
 
 
 def render_resnet8_summary(doc: dict) -> str:

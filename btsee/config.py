@@ -245,7 +245,8 @@ class HardwareConfig:
     """Test images the whole multi-exit design simulates in Verilator, in order (`rtl`
     step), compared image by image with the golden simulator (capped at the test split's
     size): all of them free-running, the first 100 again with stalls; each segment on its
-    own runs at most 50 of them with stalls and 40 without."""
+    own runs at most 50 of them with stalls and 40 without (`make bench` runs ResNet-8's
+    segments and whole designs on all of them with stalls: `btsee.steps.rtl_checks`)."""
     netlist_images: int = 20
     """Test images each segment's synthesized netlist simulates with stalls in the `netlist`
     step (Yosys's mapped netlist with models of the xc7 primitives: several times slower

@@ -165,7 +165,7 @@ def test_skip_fifo_one_row_deep_deadlocks(resnet8_run, tmp_path, monkeypatch):
     from qonnx.custom_op.registry import getCustomOp
 
     from boards import load_board
-    from btsee.steps.rtl import _compile
+    from btsee.steps.rtl import compile_segment
     from hw.rtl import segment
     from hw.rtl.skip_fifo import skip_fifo_depths
     from hw.rtl.stream import simulate
@@ -187,7 +187,7 @@ def test_skip_fifo_one_row_deep_deadlocks(resnet8_run, tmp_path, monkeypatch):
                                    board.part, board.clock_period_ns)
     assert [layer["skip_fifo"] for layer in rtl.layers if "skip_fifo" in layer] == [rows["words"]]
     assert max(computed.values()) > 2 * rows["words"]
-    binary, _ = _compile(rtl, tmp_path / "seg")
+    binary, _ = compile_segment(rtl, tmp_path / "seg")
     for f in rtl.data_files:
         (tmp_path / "sim").mkdir(exist_ok=True)
         (tmp_path / "sim" / f).write_bytes((rtl.out_dir / "src" / f).read_bytes())

@@ -136,6 +136,39 @@ def test_the_comparison_finds_a_changed_value(tiny_run, tmp_path):
     assert result["free_running"]["first_mismatched"] == [2]
 
 
+def test_the_full_count_checks_cover_every_segment_and_find_a_changed_value(tiny_run_copy, monkeypatch):
+    """`rtl_checks` (make bench's full counts) runs every segment free-running and with
+    stalls and the whole design with stalls, on the step's binaries; with one of head_0's
+    golden integers changed on image 5, that image of that segment is the only mismatch."""
+    import btsee.steps.rtl_checks as checks
+    from btsee.config import load_config
+    from btsee.flow import Context
+
+    real = checks.golden_streams
+
+    def one_value_changed(ctx, manifest, segments, n):
+        streams = real(ctx, manifest, segments, n)
+        if "head_0" in streams:
+            streams["head_0"]["out"] = streams["head_0"]["out"].copy()
+            streams["head_0"]["out"][5].reshape(-1)[0] += 1
+        return streams
+
+    monkeypatch.setattr(checks, "golden_streams", one_value_changed)
+    ctx = Context(load_config(tiny_run_copy / "config.json"), tiny_run_copy, env=None)
+    doc = checks.rtl_checks(ctx, 12, log=lambda line: None)
+    assert set(doc["segments"]) == set(_rtl(tiny_run_copy)["segments"])
+    for name, r in doc["segments"].items():
+        assert not r["compiled"]  # the rtl step's binary, reused
+        want = [5] if name == "head_0" else []
+        for label in ("free_running", "stalled"):
+            assert r[label]["images"] == 12 and r[label]["first_mismatched"] == want, (name, label)
+        assert r["stalled"]["input_stall_percent"] > 0
+    design = doc["design"]["stalled"]
+    assert design["images"] == 12 and design["mismatched_images"] == 0 and design["input_stall_percent"] > 0
+    assert sum(design["exits_taken"]) == 12
+    assert doc["mismatches"] == 2
+
+
 def test_the_rtl_simulates_the_dsp_datapath(tiny_run, tmp_path, monkeypatch):
     """The rtl step compiles every MVU through its DSP48E1 datapath: the models of the
     primitives are among the simulated sources, and the same segment with a DSP48E1 model

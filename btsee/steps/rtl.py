@@ -94,7 +94,7 @@ def golden_streams(ctx: Context, manifest: dict, segments: list[dict], n: int) -
     return streams
 
 
-def _compile(rtl, folder: Path) -> tuple[Path, bool]:
+def compile_segment(rtl, folder: Path) -> tuple[Path, bool]:
     """The segment's simulation binary, compiled unless the same sources were compiled
     before (build/fingerprint); (binary, whether it was compiled now)."""
     from hw.rtl.stream import TESTBENCH_TOP, stream_testbench
@@ -129,7 +129,7 @@ def _simulate_segment(rtl, folder: Path, golden: dict, finn_cycles: int, yield_t
     if yield_to_design:
         _yield_to_the_design()
     t0 = time.time()
-    binary, compiled = _compile(rtl, folder)
+    binary, compiled = compile_segment(rtl, folder)
     t1 = time.time()
     n = len(golden["in"])
     passes = segment_passes(binary, rtl, folder, golden, finn_cycles,
