@@ -290,7 +290,10 @@ def step_fold(ctx: Context) -> Context:
     throughput_vs_luts(results[f], budget, board.resources["LUT"], chosen, no_exit, ctx.out / "fold/throughput.png")
     ratio = round(ee_fps / ne_fps, 3) if ne_fps else None
     ctx.log(f"  ladders: {sum(len(v) for v in ladders.values())} distinct foldings over {len(ladders)} segments; "
-            f"fronts within 10,000 LUT to the board: worst LUT gap {density['worst_gap']}")
+            "fronts within 10,000 LUT to the board: " + (f"worst LUT gap {density['worst_gap']}"
+                                                          if density["worst_gap"] is not None else
+                                                          f"not compared ({density['points'][0]} designs with every "
+                                                          f"exit, {density['points'][1]} with none)"))
     ctx.log(f"  {h.folding} folding within {budget:,.0f} LUT (modelled): exits {list(chosen.exits_built)} built, "
             f"{ee_fps:,.0f} images/s (test sequence, {f}-frame buffers, {chosen.resources['LUT']:,.0f} LUT, "
             f"{chosen.resources['DSP']:g} DSP, {chosen.resources['BRAM18']:g} BRAM18), no exit "

@@ -279,13 +279,15 @@ def front_density(a: Sequence[Design], b: Sequence[Design], low: float, high: fl
     """How closely two fronts' LUT counts interleave between `low` and `high` LUTs (cut to
     where both fronts have designs): per point of each, the LUT distance to the nearest
     point of the other relative to its own LUTs; the worst, the share within 3 %, and the
-    widest gaps."""
+    widest gaps (None and [] when either front is empty: nothing to interleave)."""
     la, lb = [d.resources["LUT"] for d in a], [d.resources["LUT"] for d in b]
-    if la and lb:
-        low, high = max(low, min(la), min(lb)), min(high, max(la), max(lb))
+    if not (la and lb):
+        return {"range_lut": [round(low), round(high)], "points": [len(la), len(lb)], "worst_gap": None,
+                "share_within_3_percent": None, "widest_gaps_at_lut": []}
+    low, high = max(low, min(la), min(lb)), min(high, max(la), max(lb))
 
     def gaps(xs, ys):
-        ys = np.array(sorted(ys)) if ys else np.array([np.inf])
+        ys = np.array(sorted(ys))
         return [(x, float(np.min(np.abs(ys - x)) / x)) for x in xs if low <= x <= high]
     g = gaps(la, lb) + gaps(lb, la)
     worst = sorted(g, key=lambda t: -t[1])[:3]
