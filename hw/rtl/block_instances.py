@@ -58,12 +58,15 @@ def block_instance(model, node, ins: list[str], outs: list[str], where: str) -> 
 
     op = getCustomOp(node)
     at = f"{where}: node {node.name!r} ({node.op_type})"
+    if node.op_type not in BLOCKS:
+        raise BlockError(f"{at}: no block of ours implements it")
+    module = BLOCKS[node.op_type][0]
     if node.op_type == "Pool_hls":
-        return _maxpool(model, node, op, ins[0], outs[0], at)
+        return _maxpool(model, node, op, module, ins[0], outs[0], at)
     if node.op_type == "DuplicateStreams_hls":
         if len(outs) != 2:
             raise BlockError(f"{at}: {len(outs)} output streams; our fork has two")
-        return _clocked("btsee_fork", {"WIDTH": op.get_instream_width_padded()}, node.name,
+        return _clocked(module, {"WIDTH": op.get_instream_width_padded()}, node.name,
                         [("in0_V", ins[0]), ("out0_V", outs[0]), ("out1_V", outs[1])])
     if node.op_type == "ElementwiseAdd_hls":
         styles = (op.get_nodeattr("lhs_style"), op.get_nodeattr("rhs_style"))
@@ -74,7 +77,7 @@ def block_instance(model, node, ins: list[str], outs: list[str], where: str) -> 
             raise BlockError(f"{at}: {a.name} + {b.name} can overflow its output type {o.name} (finn-plus "
                              f"narrows signed + unsigned of equal width too far); the sum needs "
                              f"{out_bits(a.bitwidth(), a.signed(), b.bitwidth(), b.signed())} bits")
-        return _clocked("btsee_residual_add",
+        return _clocked(module,
                         {"PE": op.get_nodeattr("PE"), "A_BITS": a.bitwidth(), "A_SIGNED": a.signed(),
                          "B_BITS": b.bitwidth(), "B_SIGNED": b.signed(), "OUT_BITS": o.bitwidth()},
                         node.name, [("in0_V", ins[0]), ("in1_V", ins[1]), ("out0_V", outs[0])])
@@ -83,15 +86,15 @@ def block_instance(model, node, ins: list[str], outs: list[str], where: str) -> 
         if len(vecs) < 2:
             raise BlockError(f"{at}: numInputVectors {vecs} is not an image")
         idt = op.get_input_datatype()
-        return _clocked("btsee_global_acc_pool",
+        return _clocked(module,
                         {"PE": op.get_nodeattr("PE"), "IN_BITS": idt.bitwidth(), "IN_SIGNED": idt.signed(),
                          "OUT_BITS": op.get_output_datatype().bitwidth(), "CHANNELS": op.get_nodeattr("NumChannels"),
                          "PIXELS": vecs[-1] * vecs[-2]},
                         node.name, [("in0_V", ins[0]), ("out0_V", outs[0])])
-    raise BlockError(f"{at}: no block of ours implements it")
+    raise AssertionError(f"{at}: in BLOCKS but not instantiated here")
 
 
-def _maxpool(model, node, op, s_in: str, s_out: str, at: str) -> str:
+def _maxpool(model, node, op, module: str, s_in: str, s_out: str, at: str) -> str:
     """Our max pool for a FINN Pool (MaxPool) fed by a depthwise window generator."""
     from qonnx.custom_op.registry import getCustomOp
 
@@ -108,6 +111,6 @@ def _maxpool(model, node, op, s_in: str, s_out: str, at: str) -> str:
     kernel = 1
     for k in op.get_nodeattr("KernelSize"):
         kernel *= int(k)
-    return _clocked("btsee_maxpool", {"PE": op.get_nodeattr("PE"), "BITS": dt.bitwidth(), "KERNEL": kernel,
+    return _clocked(module, {"PE": op.get_nodeattr("PE"), "BITS": dt.bitwidth(), "KERNEL": kernel,
                                       "SIGNED": dt.signed()},
                     node.name, [("in0_V", s_in), ("out0_V", s_out)])
