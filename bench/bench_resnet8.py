@@ -8,9 +8,10 @@ CPU and taken through `rtl` and `synth` three ways, in runs/bench_resnet8/:
   resources = their synthesized sum.
 * `early_exit` and `no_exit`: the fold step's fastest design within LUT_BUDGET with the
   exits it picks, and with none; each simulated whole, in RTL, on the first RTL_IMAGES
-  test images in order, and synthesized. Then each at full counts
-  (`btsee.steps.rtl_checks`): every segment on those RTL_IMAGES free-running and with
-  stalls, and the whole design on them with stalls.
+  test images in order, and synthesized.
+
+Then all three at full counts (`btsee.steps.rtl_checks`): every segment on those
+RTL_IMAGES free-running and with stalls, and the whole design on them with stalls.
 
 Writes bench/results/resnet8.json; docs/hardware.md renders it (bench/resnet8_figures.py).
 Exits 1 on any mismatch against golden.
@@ -150,7 +151,7 @@ def main() -> int:
 
     early, plain = whole_design(folders["early_exit"]), whole_design(folders["no_exit"])
     at_equal = all(plain[k] <= early[k] for k in ("LUT", "DSP", "BRAM18"))
-    checks = {name: full_count_checks(folders[name]) for name in ("early_exit", "no_exit")}
+    checks = {name: full_count_checks(folder) for name, folder in folders.items()}
     doc = {"benchmark": "resnet8", "config": BASE_CONFIG, "training": TRAINING, "commit": commit_of(ROOT),
            "no_exit_uniform": dict(backbone_alone(folders["uniform"]), target_fps=UNIFORM_FPS),
            "lut_budget": LUT_BUDGET, "early_exit": early, "no_exit": plain,
