@@ -78,14 +78,15 @@ def _config_part(cfg: dict, name: str):
 
 def fingerprint(step: Step, ctx: Context) -> str:
     """Hash of the step's config sections and the contents of its input files (in the run
-    folder, then outside it)."""
+    folder, then outside it: those by file name, not path, so that a run folder stays up
+    to date in another clone)."""
     cfg = ctx.config.to_dict()
     h = hashlib.sha256(step.name.encode())
     if step.version != 1:  # version 1 adds nothing: fingerprints from before versions stay valid
         h.update(f"version {step.version}".encode())
     h.update(json.dumps({s: _config_part(cfg, s) for s in step.sections}, sort_keys=True).encode())
-    for path in step.external_inputs(ctx.config) if step.external_inputs else ():
-        h.update(str(path).encode() + sha256_of(Path(path)).encode())
+    for path in step.external_inputs(ctx.config) if step.external_inputs else ():  # by name and contents
+        h.update(Path(path).name.encode() + sha256_of(Path(path)).encode())
     for rel in step.inputs:
         path = ctx.out / rel
         if not path.exists():

@@ -147,21 +147,24 @@ def test_clock_defaults_to_the_boards(tmp_path, monkeypatch):
 
 
 def test_a_changed_board_file_makes_the_dataflow_step_stale(tmp_path, monkeypatch):
-    """The board's clock now reaches the dataflow step, so its file is part of the step's
-    fingerprint."""
+    """The board's clock now reaches the dataflow step, so its file's contents are part of
+    the step's fingerprint; where the file lies is not (a run folder stays up to date in
+    another clone of the project)."""
     import boards
     from btsee.flow import Context, fingerprint
     from btsee.steps import STEPS_BY_NAME
     from qat.distributed import DistEnv
 
+    (tmp_path / "export").mkdir()
+    (tmp_path / "export" / "manifest.json").write_text("{}")
+    ctx = Context(Config(), tmp_path, DistEnv(0, 1, None), log=lambda _m: None)
+    shipped = fingerprint(STEPS_BY_NAME["dataflow"], ctx)
     (tmp_path / "boards").mkdir()
     for f in boards.BOARDS_DIR.glob("*.json"):
         (tmp_path / "boards" / f.name).write_text(f.read_text())
     monkeypatch.setattr(boards, "BOARDS_DIR", tmp_path / "boards")
-    (tmp_path / "export").mkdir()
-    (tmp_path / "export" / "manifest.json").write_text("{}")
-    ctx = Context(Config(), tmp_path, DistEnv(0, 1, None), log=lambda _m: None)
     before = fingerprint(STEPS_BY_NAME["dataflow"], ctx)
+    assert before == shipped  # the same contents elsewhere
     doc = json.loads((tmp_path / "boards" / "pynq-z2.json").read_text())
     doc["clock_period_ns"] = 8.0
     (tmp_path / "boards" / "pynq-z2.json").write_text(json.dumps(doc))
