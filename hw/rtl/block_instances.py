@@ -112,5 +112,5 @@ def _maxpool(model, node, op, module: str, s_in: str, s_out: str, at: str) -> st
     for k in op.get_nodeattr("KernelSize"):
         kernel *= int(k)
     return _clocked(module, {"PE": op.get_nodeattr("PE"), "BITS": dt.bitwidth(), "KERNEL": kernel,
-                                      "SIGNED": dt.signed()},
+                             "SIGNED": dt.signed()},
                     node.name, [("in0_V", s_in), ("out0_V", s_out)])
