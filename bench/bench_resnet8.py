@@ -36,8 +36,8 @@ RUNS = ROOT / "runs" / "bench_resnet8"
 OUT = ROOT / "bench" / "results" / "resnet8.json"
 BASE_CONFIG = "configs/fmnist-resnet8.yaml"
 TRAINING = {"train": {"epochs": 2, "augment": False, "warmup_epochs": 0.0}, "exits": {"epochs": 2}}
-"""Two epochs without augmentation (about 5 minutes on 2 cores); the shipped config's eight
-with augmentation are meant for a GPU. The hardware does not depend on how long it trained."""
+"""Two epochs without augmentation (772 s of backbone training on 2 cores); the shipped
+config's eight with augmentation are meant for a GPU. The hardware does not depend on how long it trained."""
 UNIFORM_FPS = 3200
 LUT_BUDGET = 30000
 RTL_IMAGES = 1000

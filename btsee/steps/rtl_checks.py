@@ -57,7 +57,7 @@ def rtl_checks(ctx: Context, images: int, log: Callable[[str], None] | None = No
                 f"{r['stalled']['mismatched_images']} of {n} with {STALLED[0]}/{STALLED[1]} % stalls "
                 f"({r['simulate_seconds']:.0f} s)")
     results = {s["name"]: results[s["name"]] for s in segments}  # manifest order
-    design_doc = _design_stalled(ctx, rtl_doc, rtls, manifest, n, out_dir, log)
+    design_doc = _design_stalled(ctx, rtl_doc, rtls, manifest, golden, n, out_dir, log)
     mismatches = sum(p["mismatched_images"] for r in results.values() for p in (r["free_running"], r["stalled"]))
     mismatches += design_doc["stalled"]["mismatched_images"] if design_doc else 0
     return {"images": n, "in_order": "the first test images, in split order",
@@ -65,9 +65,10 @@ def rtl_checks(ctx: Context, images: int, log: Callable[[str], None] | None = No
             "segments": results, "design": design_doc}
 
 
-def _design_stalled(ctx: Context, rtl_doc: dict, rtls: dict, manifest: dict, n: int, out_dir, log) -> dict | None:
-    """The whole design's stalled pass on the first n test images (None when the `rtl` step
-    built no whole design)."""
+def _design_stalled(ctx: Context, rtl_doc: dict, rtls: dict, manifest: dict, golden: dict, n: int, out_dir,
+                    log) -> dict | None:
+    """The whole design's stalled pass on the first n test images, fed the first segment's
+    golden input stream from `golden` (None when the `rtl` step built no whole design)."""
     from hw.rtl.dsp_path import compile_for_simulation
     from hw.rtl.stream import TESTBENCH_TOP
 
@@ -78,8 +79,7 @@ def _design_stalled(ctx: Context, rtl_doc: dict, rtls: dict, manifest: dict, n: 
     if chain is None:
         raise ArtifactError(f"{ctx.out / FOLD_MANIFEST}: the rtl step built a whole design but its chain is "
                             f"gone: {why_not}")
-    first = chain[0][0].name
-    pixels = golden_streams(ctx, manifest, [s for s in manifest["segments"] if s["name"] == first], n)[first]["in"]
+    pixels = golden[chain[0][0].name]["in"]
     expected, _, _ = golden_design_result(ctx, n)
     binary, compiled = compile_for_simulation(TESTBENCH_TOP, design.testbench(), design.paths(),
                                               design.out_dir / "build")
