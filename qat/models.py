@@ -180,16 +180,17 @@ def _resnet(spec: ModelSpec, base: Sequence[int], blocks_per_stage: int) -> Back
     names = segment_names(spec.name)
     if len(widths) != RESNET_STAGES[spec.name]:
         raise ValueError(f"{spec.name}: {len(widths)} stage widths for {RESNET_STAGES[spec.name]} stages")
-    segs: list[tuple[str, nn.Module]] = []
-    stem = nn.Sequential(*_conv_bn_act(spec.in_channels, widths[0], spec, padding=1))
+    stem, *stages = names[:-1]
+    segs: list[tuple[str, nn.Module]] = [(stem, nn.Sequential(*_conv_bn_act(spec.in_channels, widths[0], spec,
+                                                                            padding=1)))]
     cin = widths[0]
     for s, w in enumerate(widths):
-        layers: list[nn.Module] = [stem] if s == 0 else []
+        blocks: list[nn.Module] = []
         for b in range(blocks_per_stage):
             stride = 2 if (s > 0 and b == 0) else 1
-            layers.append(BasicBlock(cin, w, stride, spec))
+            blocks.append(BasicBlock(cin, w, stride, spec))
             cin = w
-        segs.append((names[s], nn.Sequential(*layers)))
+        segs.append((stages[s], nn.Sequential(*blocks)))
     segs.append((CLASSIFIER, nn.Sequential(
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         quant.linear(cin, spec.num_classes, spec.weight_bits))))

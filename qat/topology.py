@@ -9,6 +9,9 @@ from __future__ import annotations
 CNV_BLOCKS = 6
 RESNET_STAGES = {"resnet8": 3, "resnet18": 4}
 CLASSIFIER = "classifier"
+RESNET_STEM = "stem"
+"""A ResNet's 3x3 stem convolution is a segment of its own, so an exit may follow it (the
+earliest and cheapest point: 1.2 % of ResNet-8's MACs)."""
 
 
 def segment_names(backbone: str) -> list[str]:
@@ -16,7 +19,7 @@ def segment_names(backbone: str) -> list[str]:
     if backbone == "cnv":
         return [f"block{i + 1}" for i in range(CNV_BLOCKS)] + [CLASSIFIER]
     if backbone in RESNET_STAGES:
-        return [f"stage{s + 1}" for s in range(RESNET_STAGES[backbone])] + [CLASSIFIER]
+        return [RESNET_STEM] + [f"stage{s + 1}" for s in range(RESNET_STAGES[backbone])] + [CLASSIFIER]
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {['cnv', *RESNET_STAGES]}")
 
 

@@ -98,8 +98,8 @@ def test_boards_are_data_files():
         load_board("nope")
 
 
-@pytest.mark.parametrize("model, valid", [("resnet8", ["stage1", "stage2", "stage3"]),
-                                          ("resnet18", ["stage1", "stage2", "stage3", "stage4"])])
+@pytest.mark.parametrize("model, valid", [("resnet8", ["stem", "stage1", "stage2", "stage3"]),
+                                          ("resnet18", ["stem", "stage1", "stage2", "stage3", "stage4"])])
 def test_exit_points_are_checked_against_the_model_at_load(model, valid):
     """The default points (block1..3) name no ResNet segment: the config is refused when
     loaded, naming the key and the valid points, not after backbone training."""

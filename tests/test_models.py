@@ -30,13 +30,15 @@ def test_resnet8_macs_match_hand_count():
     # stage2: 16->32 stride 2 (16x16) + 32->32 + 1x1 shortcut; stage3 likewise to 64 (8x8).
     hw1, hw2, hw3 = 32 * 32, 16 * 16, 8 * 8
     hand = {
-        "stage1": hw1 * 16 * 3 * 9 + 2 * hw1 * 16 * 16 * 9,
+        "stem": hw1 * 16 * 3 * 9,
+        "stage1": 2 * hw1 * 16 * 16 * 9,
         "stage2": hw2 * 32 * 16 * 9 + hw2 * 32 * 32 * 9 + hw2 * 32 * 16,
         "stage3": hw3 * 64 * 32 * 9 + hw3 * 64 * 64 * 9 + hw3 * 64 * 32,
         "classifier": 64 * 10,
     }
     model = build_backbone(ModelSpec(name="resnet8", in_channels=3))
     assert model.segment_macs() == hand
+    assert model.exit_points == ["stem", "stage1", "stage2", "stage3"]
 
 
 @pytest.mark.parametrize("name", ["cnv", "resnet8", "resnet18"])
@@ -54,14 +56,15 @@ def test_backbones_run_at_every_bit_width(name, bits):
 
 def test_resnet18_stage_shapes():
     model = build_backbone(ModelSpec(name="resnet18", width=0.125, in_channels=3))
-    assert model.exit_point_shapes() == {"stage1": (8, 32, 32), "stage2": (16, 16, 16),
+    assert model.exit_point_shapes() == {"stem": (8, 32, 32), "stage1": (8, 32, 32), "stage2": (16, 16, 16),
                                          "stage3": (32, 8, 8), "stage4": (64, 4, 4)}
 
 
 @pytest.mark.parametrize("size", [8, 24, 64])
 def test_resnet8_takes_any_multiple_of_8(size):
     model = build_backbone(ModelSpec(name="resnet8", channels=(4, 8, 8), in_channels=3, image_size=size))
-    assert model.exit_point_shapes() == {"stage1": (4, size, size), "stage2": (8, size // 2, size // 2),
+    assert model.exit_point_shapes() == {"stem": (4, size, size), "stage1": (4, size, size),
+                                         "stage2": (8, size // 2, size // 2),
                                          "stage3": (8, size // 4, size // 4)}
     assert model(torch.rand(2, 3, size, size)).shape == (2, 10)
 

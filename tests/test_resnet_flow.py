@@ -14,6 +14,8 @@ from conftest import ROOT, btsee, write_config
 HW_OPS_OF_A_RESNET = {"DuplicateStreams", "ElementwiseAdd", "FMPadding", "GlobalAccPool"}
 
 
+POINTS = ("stem", "stage2")
+
 TREE_CLASSES = ["ankle_boot", "bag", "coat", "dress", "sandal", "trouser"]
 TREE_SIDE = 64
 TREE_PER_CLASS = 120
@@ -35,11 +37,13 @@ def write_rgb_tree(root, fmnist) -> None:
 
 @pytest.fixture(scope="module")
 def resnet8_run(tmp_path_factory, fmnist):
-    """A ResNet-8 (4/8/8 channels) run on the 6-class RGB 64x64 tree with the shipped
-    config's exit points, every step done but the netlist simulation."""
+    """A ResNet-8 (4/8/8 channels) run on the 6-class RGB 64x64 tree with exits after the
+    stem and after stage 2, every step done but the netlist simulation. So backbone_0 is
+    the stem alone and backbone_1 two residual blocks, the first forking the segment's own
+    input."""
     from btsee.config import load_config
 
-    shipped = load_config(ROOT / "configs" / "fmnist-resnet8.yaml")
+    load_config(ROOT / "configs" / "fmnist-resnet8.yaml")  # the shipped config loads
     d = tmp_path_factory.mktemp("resnet8")
     write_rgb_tree(d / "tree", fmnist)
     values = {"name": "resnet8-small",
@@ -48,7 +52,7 @@ def resnet8_run(tmp_path_factory, fmnist):
                        "limit_train": 256, "limit_val": 128, "limit_test": 128},
               "model": {"name": "resnet8", "channels": [4, 8, 8], "weight_bits": 4, "act_bits": 4},
               "train": {"epochs": 1, "batch_size": 64, "warmup_epochs": 0.0},
-              "exits": {"points": shipped.exits.points, "epochs": 1, "batch_size": 64},
+              "exits": {"points": list(POINTS), "epochs": 1, "batch_size": 64},
               "calibration": {"min_support": 5},
               # both heads built whatever the fold search would pick for this barely trained net
               "hardware": {"chain_images": None, "exits_built": [0, 1]}}
@@ -56,15 +60,15 @@ def resnet8_run(tmp_path_factory, fmnist):
     # every step but netlist (make test's time; the CNV tiny run simulates its netlists)
     btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu", "--to", "synth")
     btsee("run", str(cfg), "--out", str(d / "run"), "--device", "cpu", "--from", "bitstream")
-    return d / "run", shipped.exits.points
+    return d / "run", POINTS
 
 
 def test_resnet8_segments_and_exits(resnet8_run):
     run, points = resnet8_run
     report = json.loads((run / "report.json").read_text())
-    assert report["exits"]["points"] == points == ["stage1", "stage2"]
+    assert report["exits"]["points"] == list(points)
     assert report["data"]["shape"] == [3, TREE_SIDE, TREE_SIDE] and report["data"]["classes"] == len(TREE_CLASSES)
-    assert list(report["model"]["segment_macs"]) == ["stage1", "stage2", "stage3", "classifier"]
+    assert list(report["model"]["segment_macs"]) == ["stem", "stage1", "stage2", "stage3", "classifier"]
     assert len(report["exit_fraction"]) == 3
     assert report["package"]["images"] > 0  # the run went through package, with no change to the code
 
@@ -106,7 +110,7 @@ def test_exact_thresholds_of_a_residual_segment(resnet8_run):
 
     run, _ = resnet8_run
     manifest = json.loads((run / "dataflow" / "manifest.json").read_text())
-    seg = next(s for s in manifest["segments"] if s["name"] == "backbone_0")
+    seg = next(s for s in manifest["segments"] if s["name"] == "backbone_1")
     qonnx = load_qonnx(run / seg["file"], seg["input_type"])
     hw = load_hw(run / seg["hw_file"], seg["input_type"])
     after_add = next(n for n in hw.graph.node if n.op_type == "Thresholding"
@@ -120,11 +124,11 @@ def test_exact_thresholds_of_a_residual_segment(resnet8_run):
         moved[0, k] += step
         hw.set_initializer(after_add.input[1], moved)
         if step == 1:
-            fixed, corrections = exact_thresholds(qonnx, hw, "backbone_0")
+            fixed, corrections = exact_thresholds(qonnx, hw, "backbone_1")
             assert [(c["layer"], c["finn"] - c["exact"]) for c in corrections] == [(after_add.name, 1)]
             assert np.array_equal(fixed.get_initializer(after_add.input[1]), t)
     with pytest.raises(DataflowError, match="more than float32 rounding"):
-        exact_thresholds(qonnx, hw, "backbone_0")  # the 5-step move
+        exact_thresholds(qonnx, hw, "backbone_1")  # the 5-step move
 
 
 def test_resnet8_whole_design_in_rtl(resnet8_run):
@@ -157,7 +161,7 @@ def test_resnet8_whole_design_in_rtl(resnet8_run):
 
 
 def test_skip_fifo_one_row_deep_deadlocks(resnet8_run, tmp_path, monkeypatch):
-    """backbone_0 with its skip FIFO one image row deep, where its two 3x3 convolutions
+    """backbone_1 with its skip FIFOs one image row deep, where its two 3x3 convolutions
     take in two rows and more before their first output: the fork waits on the full FIFO,
     the residual add on the convolutions, and the simulation stops as stuck. The computed
     depth (which passed the fixture's runs) is above two rows."""
@@ -172,21 +176,22 @@ def test_skip_fifo_one_row_deep_deadlocks(resnet8_run, tmp_path, monkeypatch):
     from hw.rtl.tools import RtlToolError
 
     run, _ = resnet8_run
-    computed, rows = {}, {}
+    computed, rows = {}, []
 
     def one_row(model, fork) -> dict[str, int]:
         depths = skip_fifo_depths(model, fork)
         _, _, width, folds, _ = getCustomOp(fork).get_folded_output_shape()  # (1, H, W, C/PE, PE)
-        rows["words"] = width * folds
-        computed.update(depths)
-        return {t: rows["words"] if d else 0 for t, d in depths.items()}
+        rows.append(width * folds)
+        computed.update({t: (d, rows[-1]) for t, d in depths.items()})
+        return {t: rows[-1] if d else 0 for t, d in depths.items()}
 
     monkeypatch.setattr(segment, "skip_fifo_depths", one_row)
     board = load_board("pynq-z2")
-    rtl = segment.generate_segment("backbone_0", run / "dataflow" / "backbone_0.folded.onnx", tmp_path / "seg",
+    rtl = segment.generate_segment("backbone_1", run / "dataflow" / "backbone_1.folded.onnx", tmp_path / "seg",
                                    board.part, board.clock_period_ns)
-    assert [layer["skip_fifo"] for layer in rtl.layers if "skip_fifo" in layer] == [rows["words"]]
-    assert max(computed.values()) > 2 * rows["words"]
+    assert len(rows) == 2  # stage 1's fork (of the segment's input) and stage 2's
+    assert [layer["skip_fifo"] for layer in rtl.layers if "skip_fifo" in layer] == rows
+    assert max(depth / row for depth, row in computed.values()) > 2
     binary, _ = compile_segment(rtl, tmp_path / "seg")
     for f in rtl.data_files:
         (tmp_path / "sim").mkdir(exist_ok=True)

@@ -79,13 +79,56 @@ class MergeEqualTransposes(Transformation):
                     continue
                 keep = group[0]
                 for dup in group[1:]:
-                    for reader in model.find_consumers(dup.output[0]) or []:
-                        for k, name in enumerate(reader.input):
-                            if name == dup.output[0]:
-                                reader.input[k] = keep.output[0]
+                    _reroute(model, dup.output[0], keep.output[0])
                     graph.node.remove(dup)
                 return model, True
         return model, False
+
+
+NCHW_TO_NHWC, NHWC_TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+
+
+class TransposeForkedInput(Transformation):
+    """A segment that forks its own input (a ResNet stage cut right after the stem): the
+    lowered convolution branch reads the NCHW input through a Transpose to NHWC, the
+    shortcut reads it directly, and FINN's Transpose moves need a Transpose on every
+    branch. -> one Transpose to NHWC at the input, feeding the branches that wanted NHWC,
+    and a Transpose back to NCHW in front of each other reader, which the moves then carry
+    through the shortcut's thresholds and the residual Add as for a fork inside the graph."""
+
+    def apply(self, model):
+        graph = model.graph
+        for graph_input in graph.input:
+            readers = model.find_consumers(graph_input.name) or []
+            shape = model.get_tensor_shape(graph_input.name)
+            if len(readers) < 2 or shape is None or len(shape) != 4:
+                continue
+            to_nhwc = [n for n in readers if n.op_type == "Transpose"
+                       and tuple(node_attributes(n)["perm"]) == NCHW_TO_NHWC]
+            if not to_nhwc or len(to_nhwc) == len(readers):
+                continue  # nothing converts to NHWC, or one Transpose feeds it all (MergeEqualTransposes)
+            keep = to_nhwc[0]
+            for dup in to_nhwc[1:]:
+                _reroute(model, dup.output[0], keep.output[0])
+                graph.node.remove(dup)
+            for k, reader in enumerate(n for n in readers if n not in to_nhwc):
+                back = f"{graph_input.name}_nchw_{k}"
+                node = helper.make_node("Transpose", [keep.output[0]], [back], perm=list(NHWC_TO_NCHW),
+                                        name=f"{graph_input.name}_back_{k}")
+                model.set_tensor_shape(back, shape)
+                model.set_tensor_datatype(back, model.get_tensor_datatype(graph_input.name))
+                graph.node.insert(list(graph.node).index(reader), node)
+                reader.input[list(reader.input).index(graph_input.name)] = back
+            return model, True
+        return model, False
+
+
+def _reroute(model, old: str, new: str) -> None:
+    """Every reader of tensor `old` reads `new` instead."""
+    for reader in model.find_consumers(old) or []:
+        for k, name in enumerate(reader.input):
+            if name == old:
+                reader.input[k] = new
 
 
 def _apply(model, transformations, input_type: str):
@@ -130,7 +173,7 @@ def streamline(model, input_type: str, where: str):
     model = _apply(model, [LowerConvsToMatMul(), MakeMaxPoolNHWC(), absorb.AbsorbTransposeIntoMultiThreshold(),
                            MakeMaxPoolNHWC(), absorb.AbsorbConsecutiveTransposes()], input_type)
     model = _until_unchanged(model, _residual_streamline() + [
-        MoveTransposePastFork(), MoveTransposePastJoinAdd(), absorb.AbsorbTransposeIntoMultiThreshold(),
+        TransposeForkedInput(), MoveTransposePastFork(), MoveTransposePastJoinAdd(), absorb.AbsorbTransposeIntoMultiThreshold(),
         absorb.AbsorbConsecutiveTransposes(), InferGlobalAccPoolLayer()], input_type, where)
     # once, after the loop: MoveTransposePastFork would split the merged Transposes again
     model = _apply(model, [MergeEqualTransposes(), GiveUniqueNodeNames(), GiveReadableTensorNames(),
