@@ -1,5 +1,5 @@
 """ResNet-8 at full size in hardware (configs/fmnist-resnet8.yaml's model: 16/32/64
-channels, W4A4, 8-bit input, exits after stages 1 and 2), trained briefly on this machine's
+channels, W4A4, 8-bit input, exit points after the stem and stages 1 and 2), trained briefly on this machine's
 CPU and taken through `rtl` and `synth` three ways, in runs/bench_resnet8/:
 
 * `uniform`: every segment folded for UNIFORM_FPS. Its backbone segments alone are the
@@ -106,7 +106,8 @@ def whole_design(folder: Path) -> dict:
     res, design = report["resources"], report["rtl"]["multi_exit"]
     return {"images_per_second": design["images_per_second"], "images": design["images"],
             "steady_cycles_per_image": design["steady_cycles_per_image"], "clock_mhz": design["clock_mhz"],
-            "exits_built": report["throughput_fps"]["exits_built"], "exits_taken": design["exits_taken"],
+            "exit_points": report["exits"]["points"], "exits_built": report["throughput_fps"]["exits_built"],
+            "exits_taken": design["exits_taken"],
             "LUT": res["LUT"] + res["LUTRAM"], "DSP": res["DSP"], "BRAM18": res["BRAM18"],
             "accuracy": report["accuracy"], "mac_fraction": report["mac_fraction"],
             "modelled_images_per_second": report["throughput_fps"]["early_exit"],

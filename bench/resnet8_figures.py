@@ -15,7 +15,7 @@ def render_resnet8(doc: dict) -> str:
         (f"ours, no exit, every segment folded for {u['target_fps']:,} images/s (the backbone segments of "
          f"that run; slowest: {u['slowest']})", u["images_per_second"], u["clock_mhz"], u, None,
          "Fashion-MNIST, W4A4", "RTL simulation, slowest segment"),
-        (f"ours, early exit (exits {e['exits_built']}), fastest within {budget} modelled LUT", e["images_per_second"],
+        (f"ours, early exit ({_exits(e, doc['commit'])}), fastest within {budget} modelled LUT", e["images_per_second"],
          e["clock_mhz"], e, e["accuracy"]["early_exit"], "Fashion-MNIST, W4A4",
          f"RTL simulation, whole design, {e['images']:,} test images in order"),
         (f"ours, no exit, fastest within {budget} modelled LUT", n["images_per_second"], n["clock_mhz"], n,
@@ -39,6 +39,15 @@ def render_resnet8(doc: dict) -> str:
               f"its runs' step times summed: {doc['step_seconds'] / 60:.0f} minutes on 2 cores).", "",
               _full_counts(doc["full_count_checks"])]
     return "\n".join(lines) + "\n"
+
+
+def _exits(design: dict, commit: str) -> str:
+    """Which exits a design built, by name (by index into the points configured at `commit`
+    in results written before the bench recorded the names)."""
+    built = design["exits_built"]
+    if "exit_points" not in design:
+        return f"exits {built} of the points configured at {commit}"
+    return "exits after " + ", ".join(design["exit_points"][i] for i in built) if built else "no exit built"
 
 
 def _full_counts(checks: dict) -> str:
