@@ -1,5 +1,6 @@
-"""The generator's two changes that bring the RTL to FINN's pace: fractional width
-converters split in two, and a one-vector FIFO in front of MVUs that replay their input."""
+"""The generator's changes that bring the RTL to FINN's pace: fractional width converters
+split in two, a one-vector FIFO in front of MVUs that replay their input, and in residual
+segments a queue in front of every MVU and padding layer."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 from hw.finn.split_dwc import DWC, SplitFractionalDWC
-from hw.rtl.segment import mvu_input_fifo_depth
+from hw.rtl.segment import RESIDUAL_MVU_QUEUE_VECTORS, input_queue, mvu_input_fifo_depth
 
 DOMAIN = "finn.custom_op.fpgadataflow"
 
@@ -55,14 +56,30 @@ def test_the_split_graph_computes_the_same():
 
 
 class _Op:
-    def __init__(self, **attrs):
+    def __init__(self, folded_output=None, **attrs):
         self.attrs = attrs
+        self.folded_output = folded_output
 
     def get_nodeattr(self, name):
         return self.attrs[name]
+
+    def get_folded_output_shape(self):
+        return self.folded_output
 
 
 def test_fifo_depth_is_one_vector_when_the_mvu_replays_it_more_than_twice():
     assert mvu_input_fifo_depth(_Op(MW=144, MH=64, PE=8, SIMD=9)) == 16   # NF 8, SF 16: backbone_2
     assert mvu_input_fifo_depth(_Op(MW=144, MH=16, PE=8, SIMD=9)) == 0    # NF 2: no stall
     assert mvu_input_fifo_depth(_Op(MW=576, MH=128, PE=4, SIMD=9)) == 64  # NF 32, SF 64
+
+
+def test_residual_segments_queue_every_mvu_and_padding_layer():
+    mvu = _Op(MW=144, MH=16, PE=8, SIMD=9)  # NF 2, SF 16: no FIFO in a chain
+    assert input_queue(mvu, "MVAU_rtl", residual=False)[0] == 0
+    assert input_queue(mvu, "MVAU_rtl", residual=True)[0] == RESIDUAL_MVU_QUEUE_VECTORS * 16
+    replaying = _Op(MW=576, MH=128, PE=4, SIMD=9)
+    assert input_queue(replaying, "MVAU_rtl", residual=False)[0] == 64
+    padding = _Op(folded_output=(1, 34, 34, 8, 2))  # one padded row: 34 pixels of 8 words
+    assert input_queue(padding, "FMPadding_rtl", residual=True)[0] == 34 * 8
+    assert input_queue(padding, "FMPadding_rtl", residual=False)[0] == 0
+    assert input_queue(_Op(), "Thresholding_rtl", residual=True)[0] == 0

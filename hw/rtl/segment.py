@@ -247,6 +247,7 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
     body = [f"  wire [{in_w - 1}:0] s0_tdata; wire s0_tvalid, s0_tready;",
             "  assign s0_tdata = in0_V_TDATA; assign s0_tvalid = in0_V_TVALID; assign in0_V_TREADY = s0_tready;"]
     skip_depth: dict[str, int] = {}  # fork output tensor -> its branch's FIFO words
+    residual = any(n.op_type == "DuplicateStreams_hls" for n in nodes)
     layers = []
     for node in nodes:
         op = getCustomOp(node)
@@ -276,10 +277,10 @@ def generate_segment(name: str, folded: Path, out_dir: Path, part: str, clock_ns
                 ins[k] = f"{node.name}_join{k}"
                 attrs.setdefault("join_queues", []).append(JOIN_QUEUE_WORDS)
                 copy(QUEUE_SOURCE)
-        if (depth := mvu_input_fifo_depth(op) if node.op_type == "MVAU_rtl" else 0):
+        depth, why = input_queue(op, node.op_type, residual)
+        if depth:
             body.append(queue_instance(f"{node.name}_fifo", op.get_instream_width_padded(), depth, ins[0],
-                                       f"{node.name}'s input FIFO: one vector, so the producer runs while the "
-                                       "MVU replays it"))
+                                       f"{node.name}'s input FIFO: {why}"))
             ins[0] = f"{node.name}_fifo"
             attrs["input_fifo"] = depth
             copy(QUEUE_SOURCE)
@@ -332,6 +333,36 @@ word from both branches at once; a stride-2 shortcut's window generator writes o
 every other row, and with no buffer after its last layer the add waited on it for 5,805
 cycles a frame in backbone_1 of the full-size ResNet-8 (29,322 cycles a frame against
 FINN's 24,576; 26,697 with this queue, 64 to 256 words giving the same)."""
+
+
+RESIDUAL_MVU_QUEUE_VECTORS = 4
+"""Input vectors of queue in front of each MVU of a residual segment (see `input_queue`)."""
+RESIDUAL_PADDING_QUEUE_ROWS = 1
+"""Padded rows of queue in front of each padding layer of a residual segment."""
+
+
+def input_queue(op, op_type: str, residual: bool) -> tuple[int, str]:
+    """(words, why) of the queue the generator puts in front of a layer (0: none).
+
+    Every MVU computing more than two output folds per vector gets one vector
+    (`mvu_input_fifo_depth`). In a residual segment the two MVUs of a basic block are
+    folded to the same cycles and the window generators between them leave gaps (at frame
+    ends, and between rows when they stride), so without slack each gap stalls the layers
+    around it: there each MVU gets RESIDUAL_MVU_QUEUE_VECTORS vectors, and each padding
+    layer one row of its padded output, which it emits at a frame's top and bottom
+    without reading its input."""
+    if op_type == "MVAU_rtl":
+        sf = op.get_nodeattr("MW") // op.get_nodeattr("SIMD")
+        one = mvu_input_fifo_depth(op)
+        if residual:
+            return (RESIDUAL_MVU_QUEUE_VECTORS * sf,
+                    f"{RESIDUAL_MVU_QUEUE_VECTORS} vectors, so the window generator's gaps do not stall the MVU")
+        return (one, "one vector, so the producer runs while the MVU replays it") if one else (0, "")
+    if residual and op_type == "FMPadding_rtl":
+        _, _, width, folds, _ = op.get_folded_output_shape()  # (1, H, W, C/SIMD, SIMD)
+        return (RESIDUAL_PADDING_QUEUE_ROWS * int(width) * int(folds),
+                f"{RESIDUAL_PADDING_QUEUE_ROWS} padded row(s), written while the padding emits its border rows")
+    return 0, ""
 
 
 def mvu_input_fifo_depth(op) -> int:
