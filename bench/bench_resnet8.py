@@ -1,6 +1,7 @@
 """ResNet-8 at full size in hardware (configs/fmnist-resnet8.yaml's model: 16/32/64
-channels, W4A4, 8-bit input, exit points after the stem and stages 1 and 2), trained briefly on this machine's
-CPU and taken through `rtl` and `synth` three ways, in runs/bench_resnet8/:
+channels, W4A4, 8-bit input, exit points after the stem and stages 1 and 2), trained
+briefly on this machine's CPU and taken through `rtl` and `synth` three ways, in
+runs/bench_resnet8/:
 
 * `uniform`: every segment folded for UNIFORM_FPS. Its backbone segments alone are the
   no-exit ResNet-8 set beside fpgaConvNet's MLPerf Tiny figure on the same chip: images/s

@@ -74,7 +74,7 @@ STEPS: list[Step] = [
          outputs=(SPLIT_FILE, DATA_SUMMARY)),
     Step("backbone", step_backbone, "train the quantized backbone", ("data", "model", "train"),
          inputs=(SPLIT_FILE, DATA_SUMMARY), outputs=(BACKBONE_FILE, BACKBONE_HISTORY, BACKBONE_MACS),
-         all_ranks=True),
+         all_ranks=True, version=2),  # 2: a ResNet's stem is a segment of its own (other tensor names)
     Step("exits", step_exits, "train the exit heads on cached backbone features",
          ("data", "model", "train", "exits", *POLICY_FIELDS),
          inputs=(SPLIT_FILE, BACKBONE_FILE, BACKBONE_HISTORY), outputs=(HEADS_FILE, LOGITS_FILE, HEAD_MACS)),
@@ -103,7 +103,8 @@ STEPS: list[Step] = [
     Step("rtl", step_rtl, "each segment and the whole multi-exit design as RTL, simulated against golden",
          ("hardware",), inputs=(FOLD_MANIFEST, SPLIT_FILE, THRESHOLDS_FILE, DATA_SUMMARY, BACKBONE_FILE,
                                 HEADS_FILE), outputs=(RTL_FILE,),
-         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=4),  # 4: the DSP datapath
+         # 4: the DSP datapath; 5: queues in front of the MVUs and padding of residual segments
+         cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=5),
     Step("synth", step_synth, "each segment's RTL and the exit glue synthesized by Yosys for the board's part",
          ("hardware",), inputs=(RTL_FILE, FOLD_MANIFEST, FOLDING_FILE, THRESHOLDS_FILE), outputs=(SYNTH_FILE,),
          cannot_run=_rtl_cannot_run, external_inputs=_board_file, version=4),  # 4: netlists kept, timing depth

@@ -173,8 +173,9 @@ def streamline(model, input_type: str, where: str):
     model = _apply(model, [LowerConvsToMatMul(), MakeMaxPoolNHWC(), absorb.AbsorbTransposeIntoMultiThreshold(),
                            MakeMaxPoolNHWC(), absorb.AbsorbConsecutiveTransposes()], input_type)
     model = _until_unchanged(model, _residual_streamline() + [
-        TransposeForkedInput(), MoveTransposePastFork(), MoveTransposePastJoinAdd(), absorb.AbsorbTransposeIntoMultiThreshold(),
-        absorb.AbsorbConsecutiveTransposes(), InferGlobalAccPoolLayer()], input_type, where)
+        TransposeForkedInput(), MoveTransposePastFork(), MoveTransposePastJoinAdd(),
+        absorb.AbsorbTransposeIntoMultiThreshold(), absorb.AbsorbConsecutiveTransposes(), InferGlobalAccPoolLayer()],
+        input_type, where)
     # once, after the loop: MoveTransposePastFork would split the merged Transposes again
     model = _apply(model, [MergeEqualTransposes(), GiveUniqueNodeNames(), GiveReadableTensorNames(),
                            RoundAndClipThresholds(), InferDataLayouts(), RemoveUnusedTensors()], input_type)
