@@ -223,6 +223,11 @@ class HardwareConfig:
     LUTs, leaving room for FIFOs, the shell and the exit logic, which estimates omit."""
     mvau_wwidth_max: int = 36
     """FINN's cap on an MVAU's weight stream width (bits); it limits SIMD."""
+    threshold_bram_depth: int | None = None
+    """Thresholding memories (one per comparison stage of each layer: channels / PE x 1, 2,
+    4, ... thresholds) of at least this many words go into block RAM instead of LUT logic
+    (FINN's `depth_trigger_bram`; on the default model's head_1, 128 moves one layer's
+    thresholds from 310 LUTs to 103 LUTs and 3 BRAM18); null keeps them all in LUTs."""
     folding: str = "exit_aware"
     """How the `fold` step folds the design the `rtl` and `synth` steps build: exit_aware
     (each segment for the share of images reaching it, the fastest design within
@@ -465,6 +470,9 @@ def validate(cfg: Config) -> None:
     _check(m.weight_bits is None or h.mvau_wwidth_max >= m.weight_bits,
            f"hardware.mvau_wwidth_max: {h.mvau_wwidth_max} bits cannot hold one weight of model.weight_bits "
            f"{m.weight_bits} (an MVU's SIMD lane); set it to at least {m.weight_bits}")
+    _check(h.threshold_bram_depth is None or h.threshold_bram_depth >= 1,
+           f"hardware.threshold_bram_depth: must be at least 1 word or null (thresholds in LUTs), "
+           f"got {h.threshold_bram_depth}")
     _check(h.folding in ("exit_aware", "uniform"), f"hardware.folding: exit_aware or uniform, got {h.folding!r}")
     _check(h.lut_budget is None or h.lut_budget > 0, f"hardware.lut_budget: must be positive or null, got {h.lut_budget}")
     _check(h.exits_built is None or (sorted(set(h.exits_built)) == list(h.exits_built)

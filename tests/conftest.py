@@ -29,9 +29,10 @@ TINY_CONFIG = {
     "calibration": {"margin": 0.05, "min_support": 5},
     # a small exit-aware design; 40 images so that pipeline filling is a small part of the RTL's cycles;
     # every exit built, whatever the search would pick on this machine's tiny model (the tests build
-    # subsets themselves: tests/test_rtl_flow.py)
+    # subsets themselves: tests/test_rtl_flow.py); thresholds of 16 words and more in block RAM, so that
+    # the netlist tests simulate that mapping too
     "hardware": {"chain_images": 64, "rtl_images": 40, "lut_budget": 10000, "netlist_images": 4,
-                 "netlist_design_images": 2, "exits_built": [0, 1, 2]},
+                 "netlist_design_images": 2, "exits_built": [0, 1, 2], "threshold_bram_depth": 16},
 }
 
 

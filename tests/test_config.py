@@ -41,6 +41,7 @@ def test_json_and_yaml_agree(tmp_path):
     ({"hardware": {"board": "zcu999"}}, "hardware.board"),
     ({"hardware": {"target_fps": 0}}, "hardware.target_fps"),
     ({"model": {"weight_bits": 8}, "hardware": {"mvau_wwidth_max": 6}}, "hardware.mvau_wwidth_max"),
+    ({"hardware": {"threshold_bram_depth": 0}}, "hardware.threshold_bram_depth"),
     ({"data": {"image_fit": "stretch"}}, "data.image_fit"),
     ({"data": {"image_size": 64}}, "data.image_size"),  # the default cnv takes 32 only
     ({"data": {"image_size": 60}, "model": {"name": "resnet8", "channels": None},

@@ -21,13 +21,17 @@ def _segments(run) -> list[dict]:
 def test_explorer_matches_finns_build_of_its_folding(tiny_run, tmp_path):
     """For a backbone segment and a head (ColumnMax, MVAUs) at three targets: FINN's
     estimate build with the explorer's folding config gives exactly the cycles, LUT, BRAM18
-    and DSP the explorer predicted, and meets the target the explorer aimed at."""
+    and DSP the explorer predicted, and meets the target the explorer aimed at. (The folded
+    graph carries the run's threshold placement; the build is told it as the fold step tells it.)"""
+    bram_depth = json.loads((tiny_run / "config.json").read_text())["hardware"]["threshold_bram_depth"]
+    assert bram_depth is not None  # the tiny run places thresholds in block RAM: the case checked here
     for seg in [s for s in _segments(tiny_run) if s["name"] in ("backbone_1", "head_0")]:
         ex = FoldingExplorer(tiny_run / seg["folded_file"], PART, 36, CLOCK_HZ)
         ladder = ex.ladder(1000, 200_000)
         for opt in (ladder[0], ladder[len(ladder) // 2], ladder[-1]):
             est = estimate_segment(tiny_run / seg["hw_file"], seg["input_type"],
-                                   tmp_path / seg["name"] / str(opt.cycles), folding_config=opt.config)
+                                   tmp_path / seg["name"] / str(opt.cycles), folding_config=opt.config,
+                                   threshold_bram_depth=bram_depth)
             assert (est.cycles_per_frame, est.lut, est.bram18, est.dsp) == \
                 (opt.cycles, opt.finn_lut, opt.bram18, opt.dsp), (seg["name"], opt.config)
             assert est.folding == opt.folding

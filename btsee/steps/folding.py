@@ -152,7 +152,7 @@ def build_chosen(ctx: Context, manifest: dict, design, work: Path) -> dict:
         est = estimate_segment(ctx.out / seg["hw_file"], seg["input_type"], work / seg["name"] / "chosen",
                                board=board.finn_board, clock_period_ns=h.clock_ns(),
                                target_fps=int(round(opt.target_fps)), mvau_wwidth_max=h.mvau_wwidth_max,
-                               folding_config=opt.config)
+                               folding_config=opt.config, threshold_bram_depth=h.threshold_bram_depth)
         got = (int(est.cycles_per_frame), float(est.lut), float(est.bram18), float(est.dsp))
         want = (opt.cycles, opt.finn_lut, opt.bram18, opt.dsp)
         if any(abs(a - b) > 1e-6 * max(1.0, abs(b)) for a, b in zip(got, want)):

@@ -83,7 +83,7 @@ def step_dataflow(ctx: Context) -> Context:
         est = estimate_segment(ctx.out / rel, seg["input_type"],
                                ctx.out / "dataflow" / "estimates" / seg["name"], board=board.finn_board,
                                clock_period_ns=clock_ns, target_fps=h.target_fps,
-                               mvau_wwidth_max=h.mvau_wwidth_max)
+                               mvau_wwidth_max=h.mvau_wwidth_max, threshold_bram_depth=h.threshold_bram_depth)
         ops: dict[str, int] = {}
         for n in hw.graph.node:
             ops[n.op_type] = ops.get(n.op_type, 0) + 1

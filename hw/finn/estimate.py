@@ -67,13 +67,15 @@ class SegmentEstimate:
 
 FIRST_STEP_AFTER_CONVERSION = "step_minimize_bit_width_initial"
 FOLDING_STEP = "step_target_fps_parallelization"
+SPECIALIZE_STEP = "step_specialize_layers"
 
 
-def _estimate_steps(input_type: str) -> list[Callable]:
+def _estimate_steps(input_type: str, threshold_bram_depth: int | None = None) -> list[Callable]:
     """FINN's estimate-only steps after its HW conversion, as callables (model, cfg) ->
-    model, behind one that re-marks the graph input's datatype. The graph they start from
-    is already the HW-layer graph, so FINN converts nothing itself. Imports FINN's step
-    module: call it inside `finn_builder`."""
+    model, behind one that re-marks the graph input's datatype, and with the thresholds'
+    memory placed (`place_thresholds`) right after the layers are specialized. The graph
+    they start from is already the HW-layer graph, so FINN converts nothing itself.
+    Imports FINN's step module: call it inside `finn_builder`."""
     import finn.builder.build_dataflow_config as bc
     from finn.builder.build_dataflow_steps import build_dataflow_step_lookup
 
@@ -81,7 +83,7 @@ def _estimate_steps(input_type: str) -> list[Callable]:
         return mark_input(model, input_type)
 
     names = list(bc.estimate_only_dataflow_steps)
-    for needed in (FIRST_STEP_AFTER_CONVERSION, FOLDING_STEP):
+    for needed in (FIRST_STEP_AFTER_CONVERSION, SPECIALIZE_STEP, FOLDING_STEP):
         if needed not in names:
             raise DataflowError(f"finn-plus's estimate-only steps {names} lack {needed}; "
                                 "this FINN version is not the one the flow was written for")
@@ -92,8 +94,26 @@ def _estimate_steps(input_type: str) -> list[Callable]:
         """FINN's folding, our ColumnMax layers folded first (SetFolding skips them)."""
         return finn_folding(fold_column_max(model, cfg._resolve_cycles_per_frame()), cfg)
 
-    return [step_mark_input] + [step_target_fps_parallelization if n == FOLDING_STEP
-                                else build_dataflow_step_lookup[n] for n in rest]
+    finn_specialize = build_dataflow_step_lookup[SPECIALIZE_STEP]
+
+    def step_specialize_layers(model, cfg):
+        """FINN's specialization, then every Thresholding_rtl's memory placed."""
+        return place_thresholds(finn_specialize(model, cfg), threshold_bram_depth)
+
+    ours = {FOLDING_STEP: step_target_fps_parallelization, SPECIALIZE_STEP: step_specialize_layers}
+    return [step_mark_input] + [ours.get(n, build_dataflow_step_lookup[n]) for n in rest]
+
+
+def place_thresholds(model, bram_depth: int | None):
+    """`model` with FINN's `depth_trigger_bram` = `bram_depth` (0 for None: FINN's default,
+    every threshold in LUTs) on each Thresholding_rtl: its stage memories of at least that
+    many words are then block RAM, in FINN's estimates and in the RTL it generates."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    for node in model.graph.node:
+        if node.op_type == "Thresholding_rtl":
+            getCustomOp(node).set_nodeattr("depth_trigger_bram", int(bram_depth or 0))
+    return model
 
 
 def fold_column_max(model, target_cycles: int | None):
@@ -116,12 +136,14 @@ def fold_column_max(model, target_cycles: int | None):
 
 def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: str = "Pynq-Z2",
                      clock_period_ns: float = 10.0, target_fps: int = 10000,
-                     mvau_wwidth_max: int = 36, folding_config: dict | None = None) -> SegmentEstimate:
+                     mvau_wwidth_max: int = 36, folding_config: dict | None = None,
+                     threshold_bram_depth: int | None = None) -> SegmentEstimate:
     """Runs the estimate-only build of one segment's HW-layer graph (the `dataflow` step's
     file, the graph that is verified) into `out_dir` and returns its estimates; reports
     are in out_dir/report, the log in out_dir/build_dataflow.log. With `folding_config`
     ({node: {attribute: value}}, FINN's folding-config format) the build applies that
     folding instead of folding for `target_fps` (which then only labels the estimate).
+    `threshold_bram_depth`: `place_thresholds`.
 
     A graph that cannot be read, a failed build, or a node left out of the HW partition is
     a DataflowError naming the graph file (and the node, or the log's last lines).
@@ -141,7 +163,7 @@ def estimate_segment(hw_path: Path, input_type: str, out_dir: Path, *, board: st
             target_fps=None if config_file else target_fps, mvau_wwidth_max=mvau_wwidth_max,
             folding_config_file=str(config_file) if config_file else None,
             generate_outputs=[bc.DataflowOutputType.ESTIMATE_REPORTS],
-            steps=_estimate_steps(input_type), save_intermediate_models=True)
+            steps=_estimate_steps(input_type, threshold_bram_depth), save_intermediate_models=True)
         try:
             rc = build(str(hw_path), cfg)
         except Exception as e:  # under pytest the builder re-raises instead of returning rc
