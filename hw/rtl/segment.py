@@ -351,12 +351,12 @@ def input_queue(op, op_type: str, residual: bool) -> tuple[int, str]:
     around it: there each MVU gets RESIDUAL_MVU_QUEUE_VECTORS vectors, and each padding
     layer one row of its padded output, which it emits at a frame's top and bottom
     without reading its input."""
+    if op_type == "MVAU_rtl" and residual:
+        sf = op.get_nodeattr("MW") // op.get_nodeattr("SIMD")  # words per input vector
+        return (RESIDUAL_MVU_QUEUE_VECTORS * sf,
+                f"{RESIDUAL_MVU_QUEUE_VECTORS} vectors, so the window generator's gaps do not stall the MVU")
     if op_type == "MVAU_rtl":
-        sf = op.get_nodeattr("MW") // op.get_nodeattr("SIMD")
         one = mvu_input_fifo_depth(op)
-        if residual:
-            return (RESIDUAL_MVU_QUEUE_VECTORS * sf,
-                    f"{RESIDUAL_MVU_QUEUE_VECTORS} vectors, so the window generator's gaps do not stall the MVU")
         return (one, "one vector, so the producer runs while the MVU replays it") if one else (0, "")
     if residual and op_type == "FMPadding_rtl":
         _, _, width, folds, _ = op.get_folded_output_shape()  # (1, H, W, C/SIMD, SIMD)
